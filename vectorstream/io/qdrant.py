@@ -1,0 +1,267 @@
+"""Qdrant behind one small interface, with two backends.
+
+- `EdgeStore`: an embedded Qdrant Edge shard on disk (`--qdrant_path`); one shard
+  directory per collection, `<qdrant_path>/<collection>`. One process at a time.
+- `ServerStore`: a Qdrant server through qdrant-client (`--qdrant_url http(s)://…`, API key
+  from QDRANT_API_KEY), or qdrant-client's local mode (`--qdrant_url local://DIR`).
+
+Both create the collection when missing (cosine distance, the model's dimension), refuse
+a collection whose vector size differs, and index the payload fields people filter on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+_LOG = logging.getLogger(__name__)
+
+# Payload fields with an index, and their types.
+INDEXED_FIELDS = {
+    "event_type": "keyword",
+    "user_id": "keyword",
+    "product.category": "keyword",
+    "timestamp": "datetime",
+}
+
+
+class StoreError(RuntimeError):
+    """A store problem the user must fix; the message says what to do."""
+
+
+@dataclass
+class Point:
+    id: str
+    vector: Sequence[float]
+    payload: Dict[str, Any]
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    payload: Dict[str, Any]
+
+
+class Store:
+    """What the pipeline and the CLI need from Qdrant."""
+
+    description: str
+
+    def ensure_collection(self, name: str, dim: int) -> None:
+        raise NotImplementedError
+
+    def upsert(self, name: str, points: List[Point]) -> None:
+        raise NotImplementedError
+
+    def count(self, name: str) -> int:
+        raise NotImplementedError
+
+    def search(self, name: str, vector: Sequence[float], limit: int = 5,
+               match: Optional[Dict[str, Any]] = None) -> List[Hit]:
+        raise NotImplementedError
+
+    def scroll(self, name: str, batch: int = 1000) -> Iterator[Hit]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _size_mismatch(name: str, have: int, want: int) -> StoreError:
+    return StoreError(
+        f"collection {name!r} holds vectors of size {have}, but the model makes vectors of "
+        f"size {want}: use another --collection, or the model the collection was built with.")
+
+
+# ---------------------------------------------------------------------------------------
+
+class EdgeStore(Store):
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+        self.description = f"Qdrant Edge at {self.path}"
+        self._shards: Dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _shard_dir(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def _open(self, name: str, dim: Optional[int] = None):
+        import qdrant_edge as q
+        shard = self._shards.get(name)
+        if shard is not None:
+            return shard
+        directory = self._shard_dir(name)
+        exists = os.path.exists(os.path.join(directory, "edge_config.json"))
+        try:
+            if exists:
+                shard = q.EdgeShard.load(directory)
+            elif dim is None:
+                raise StoreError(f"collection {name!r} does not exist in {self.path}: run the "
+                                 f"pipeline first, or check --qdrant_path and --collection.")
+            else:
+                os.makedirs(directory, exist_ok=True)
+                shard = q.EdgeShard.create(directory, q.EdgeConfig(
+                    vectors=q.EdgeVectorParams(size=dim, distance=q.Distance.Cosine)))
+        except StoreError:
+            raise
+        except Exception as exc:
+            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+                raise StoreError(
+                    f"the embedded Qdrant store {directory} is open in another process "
+                    f"(a running pipeline?): stop it first, or run a Qdrant server and use "
+                    f"--qdrant_url.") from None
+            raise StoreError(f"cannot open the embedded Qdrant store {directory}: {exc}") from None
+        self._shards[name] = shard
+        return shard
+
+    def ensure_collection(self, name: str, dim: int) -> None:
+        import qdrant_edge as q
+        with self._lock:
+            shard = self._open(name, dim)
+            have = _edge_vector_size(self._shard_dir(name))
+            if have is not None and have != dim:
+                raise _size_mismatch(name, have, dim)
+            kinds = {"keyword": q.PayloadSchemaType.Keyword,
+                     "datetime": q.PayloadSchemaType.Datetime}
+            for field, kind in INDEXED_FIELDS.items():
+                shard.update(q.UpdateOperation.create_field_index(field, kinds[kind]))
+
+    def upsert(self, name: str, points: List[Point]) -> None:
+        import qdrant_edge as q
+        shard = self._open(name)
+        shard.update(q.UpdateOperation.upsert_points(
+            [q.Point(p.id, list(map(float, p.vector)), p.payload) for p in points]))
+
+    def count(self, name: str) -> int:
+        import qdrant_edge as q
+        return self._open(name).count(q.CountRequest(exact=True))
+
+    def search(self, name, vector, limit=5, match=None):
+        import qdrant_edge as q
+        flt = None
+        if match:
+            flt = q.Filter(must=[q.FieldCondition(key=k, match=q.MatchValue(v))
+                                 for k, v in match.items()])
+        hits = self._open(name).query(q.QueryRequest(
+            limit=limit, query=q.Query.Nearest(list(map(float, vector))), filter=flt,
+            with_payload=True))
+        return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hits]
+
+    def scroll(self, name, batch=1000):
+        import qdrant_edge as q
+        shard = self._open(name)
+        offset = None
+        while True:
+            records, offset = shard.scroll(q.ScrollRequest(limit=batch, offset=offset,
+                                                          with_payload=True))
+            for r in records:
+                yield Hit(str(r.id), 1.0, dict(r.payload or {}))
+            if offset is None:
+                return
+
+    def close(self) -> None:
+        with self._lock:
+            for shard in self._shards.values():
+                try:
+                    shard.flush()
+                finally:
+                    shard.close()
+            self._shards.clear()
+
+
+def _edge_vector_size(directory: str) -> Optional[int]:
+    import json
+    try:
+        with open(os.path.join(directory, "edge_config.json")) as fh:
+            config = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    vectors = config.get("vectors") or config.get("vector_data") or {}
+    for params in (vectors.values() if isinstance(vectors, dict) else []):
+        if isinstance(params, dict) and "size" in params:
+            return int(params["size"])
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+
+class ServerStore(Store):
+    def __init__(self, url: str, api_key: Optional[str] = None, timeout: float = 30.0):
+        from qdrant_client import QdrantClient
+        if url.startswith("local://"):
+            path = url[len("local://"):]
+            self.description = f"qdrant-client local mode at {os.path.abspath(path)}"
+            self._local = True
+            try:
+                self.client = QdrantClient(path=path)
+            except RuntimeError as exc:
+                raise StoreError(str(exc)) from None
+        else:
+            self.description = f"Qdrant server at {url}"
+            self._local = False
+            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout))
+
+    def ensure_collection(self, name: str, dim: int) -> None:
+        from qdrant_client import models
+        try:
+            exists = self.client.collection_exists(name)
+        except Exception as exc:
+            raise StoreError(f"{self.description} is not reachable ({exc}): start it, or check "
+                             f"--qdrant_url and QDRANT_API_KEY.") from None
+        if not exists:
+            self.client.create_collection(name, vectors_config=models.VectorParams(
+                size=dim, distance=models.Distance.COSINE))
+        else:
+            params = self.client.get_collection(name).config.params.vectors
+            have = getattr(params, "size", None)
+            if have is not None and have != dim:
+                raise _size_mismatch(name, have, dim)
+        if not self._local:  # local mode has no payload indexes (it warns and ignores them)
+            kinds = {"keyword": models.PayloadSchemaType.KEYWORD,
+                     "datetime": models.PayloadSchemaType.DATETIME}
+            for field, kind in INDEXED_FIELDS.items():
+                self.client.create_payload_index(name, field, kinds[kind])
+
+    def upsert(self, name, points):
+        from qdrant_client import models
+        self.client.upsert(name, points=[
+            models.PointStruct(id=p.id, vector=list(map(float, p.vector)), payload=p.payload)
+            for p in points], wait=True)
+
+    def count(self, name):
+        return self.client.count(name, exact=True).count
+
+    def search(self, name, vector, limit=5, match=None):
+        from qdrant_client import models
+        flt = None
+        if match:
+            flt = models.Filter(must=[models.FieldCondition(key=k, match=models.MatchValue(value=v))
+                                      for k, v in match.items()])
+        result = self.client.query_points(name, query=list(map(float, vector)), limit=limit,
+                                          query_filter=flt, with_payload=True)
+        return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in result.points]
+
+    def scroll(self, name, batch=1000):
+        offset = None
+        while True:
+            records, offset = self.client.scroll(name, limit=batch, offset=offset,
+                                                 with_payload=True)
+            for r in records:
+                yield Hit(str(r.id), 1.0, dict(r.payload or {}))
+            if offset is None:
+                return
+
+    def close(self):
+        self.client.close()
+
+
+def open_store(url: Optional[str] = None, path: Optional[str] = None) -> Store:
+    """The store the flags name: --qdrant_url wins when given, else --qdrant_path."""
+    if url:
+        return ServerStore(url, api_key=os.environ.get("QDRANT_API_KEY"))
+    if not path:
+        raise StoreError("no Qdrant store given: set --qdrant_path DIR or --qdrant_url URL.")
+    return EdgeStore(path)

@@ -1,0 +1,110 @@
+"""The pipeline graph and its entry point.
+
+Kafka → ParseEvents (dead letters) → fixed event-time windows → RunInference → points →
+WriteToQdrant. `build` adds it to a pipeline (tests pass a TestPipeline); `run` parses
+flags, checks the services and the model once with readable messages, and runs it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from vectorstream.io.kafka import KafkaSource, ReadEvents, WriteToKafkaTopic, ensure_topic
+from vectorstream.io.sink import WriteToQdrantFn
+from vectorstream.pipeline.options import VectorStreamOptions, parse_options
+from vectorstream.transforms.embed import (SentenceEmbeddingHandler, check_model_path,
+                                           default_model_path, model_dimension)
+from vectorstream.transforms.parse import DEAD_LETTERS, ParseEvents, encode_dead_letter
+
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+@dataclass
+class ModelChoice:
+    path: str
+    name: str
+    dim: int
+
+
+def choose_model(model: Optional[str]) -> ModelChoice:
+    if model:
+        check_model_path(model)
+        return ModelChoice(model, os.path.basename(os.path.normpath(model)),
+                           model_dimension(model))
+    path = default_model_path()
+    return ModelChoice(path, DEFAULT_MODEL_NAME, model_dimension(path))
+
+
+def build(pipeline: beam.Pipeline, options: PipelineOptions,
+          model: Optional[ModelChoice] = None):
+    """Adds the VectorStream graph to `pipeline`; returns the dead-letter PCollection."""
+    vs = options.view_as(VectorStreamOptions)
+    model = model or choose_model(vs.model)
+    source = KafkaSource(vs.bootstrap(), vs.topic, group=vs.consumer_group,
+                         start_from=vs.start_from, max_num_records=vs.max_num_records,
+                         max_read_time=vs.max_read_time)
+    handler = KeyedModelHandler(SentenceEmbeddingHandler(
+        model.path, device=vs.device, batch_size=vs.inference_batch_size))
+
+    messages = pipeline | "Read events from Kafka" >> ReadEvents(source)
+    parsed = messages | "Parse and validate events" >> ParseEvents()
+    stored = (
+        parsed.events
+        | "Window into fixed intervals" >> beam.WindowInto(
+            beam.window.FixedWindows(vs.window_seconds))
+        | "Key by event" >> beam.Map(lambda event: (event, event.text))
+        | "Embed product text" >> RunInference(handler)
+        | "Keep vector with event" >> beam.MapTuple(
+            lambda event, result: (event, result.inference))
+        | "Write to Qdrant" >> beam.ParDo(WriteToQdrantFn(
+            vs.collection, model.dim, model.name, url=vs.qdrant_url,
+            path=None if vs.qdrant_url else vs.qdrant_path,
+            batch_size=vs.write_batch_size)))
+    dead = parsed[DEAD_LETTERS]
+    (dead
+     | "Encode dead letters" >> beam.Map(encode_dead_letter)
+     | "Write dead letters to Kafka" >> beam.ParDo(WriteToKafkaTopic(
+         vs.bootstrap(), vs.dead_letter_topic_name())))
+    return dead
+
+
+def preflight(options: PipelineOptions) -> ModelChoice:
+    """Checks what a run needs before it starts, each failure one readable message."""
+    from vectorstream.io.qdrant import open_store
+    vs = options.view_as(VectorStreamOptions)
+    model = choose_model(vs.model)
+    from vectorstream.transforms.embed import resolve_device
+    resolve_device(vs.device)
+    ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name())
+    from vectorstream.io.kafka import partitions_of
+    partitions_of(vs.bootstrap(), vs.topic)
+    store = open_store(url=vs.qdrant_url, path=None if vs.qdrant_url else vs.qdrant_path)
+    try:
+        store.ensure_collection(vs.collection, model.dim)
+    finally:
+        store.close()
+    return model
+
+
+def run(argv: Optional[List[str]] = None, wait: bool = True):
+    """Parses flags, checks services, builds and runs the pipeline. Returns the result."""
+    options = parse_options(argv)
+    vs = options.view_as(VectorStreamOptions)
+    bounded = vs.max_num_records is not None or vs.max_read_time is not None
+    if not bounded:
+        options.view_as(StandardOptions).streaming = True
+    model = preflight(options)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, options, model)
+    result = pipeline.run()
+    if wait:
+        result.wait_until_finish()
+    return result

@@ -1,0 +1,125 @@
+"""VectorStreamOptions: every flag of `vectorstream run`, Beam style."""
+from __future__ import annotations
+
+import argparse
+from typing import List, Optional
+
+from apache_beam.options.pipeline_options import (KafkaStreamsRunnerOptions, PipelineOptions,
+                                                  _BeamArgumentParser)
+
+
+class UsageError(ValueError):
+    """A bad flag or combination of flags; the message says what to do."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+class VectorStreamOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        kafka = parser.add_argument_group("Kafka")
+        # --bootstrap_servers is Beam's own flag (KafkaStreamsRunnerOptions, same default,
+        # localhost:9092); defining it again would clash. Read it with `bootstrap()`.
+        kafka.add_argument("--topic", default="ecommerce-events",
+                           help="Topic the events are read from.")
+        kafka.add_argument("--consumer_group", default="vectorstream",
+                           help="Consumer group: where a run starts, and where finished work "
+                                "is committed.")
+        kafka.add_argument("--start_from", default="earliest", choices=("earliest", "latest"),
+                           help="Where to start in partitions the group has no offset for.")
+        kafka.add_argument("--max_num_records", type=_positive_int, default=None,
+                           help="Stop after reading this many records in all (bounded run, as "
+                                "in Beam's ReadFromKafka).")
+        kafka.add_argument("--max_read_time", type=_positive_float, default=None,
+                           help="Stop reading after this many seconds (bounded run, as in "
+                                "Beam's ReadFromKafka).")
+        kafka.add_argument("--dead_letter_topic", default=None,
+                           help="Topic for dead letters (default: <topic>.dlq).")
+        pipeline = parser.add_argument_group("Windows and model")
+        pipeline.add_argument("--window_seconds", type=_positive_float, default=10.0,
+                              help="Fixed event-time window length in seconds.")
+        pipeline.add_argument("--model", default=None,
+                              help="Local sentence-transformers model directory (default: the "
+                                   "packaged all-MiniLM-L6-v2).")
+        pipeline.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                              help="Where the model runs: auto picks CUDA when present.")
+        pipeline.add_argument("--inference_batch_size", type=_positive_int, default=64,
+                              help="Largest batch of texts the model embeds at once.")
+        qdrant = parser.add_argument_group("Qdrant")
+        qdrant.add_argument("--qdrant_url", default=None,
+                            help="Qdrant server URL (http(s)://host:6333; API key from "
+                                 "QDRANT_API_KEY), or local://DIR for qdrant-client's local "
+                                 "mode. Overrides --qdrant_path.")
+        qdrant.add_argument("--qdrant_path", default="./data/qdrant",
+                            help="Directory of the embedded Qdrant Edge store.")
+        qdrant.add_argument("--collection", default="ecommerce_events",
+                            help="Collection the points are written to.")
+        qdrant.add_argument("--write_batch_size", type=_positive_int, default=256,
+                            help="Points per upsert.")
+
+    def bootstrap(self) -> str:
+        return self.view_as(KafkaStreamsRunnerOptions).bootstrap_servers
+
+    def dead_letter_topic_name(self) -> str:
+        return self.dead_letter_topic or f"{self.topic}.dlq"
+
+
+class _StrictParser(_BeamArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{message}; `vectorstream run --help` lists the flags")
+
+
+def _all_options_parser() -> argparse.ArgumentParser:
+    parser = _StrictParser(allow_abbrev=False)
+    seen = set()
+
+    def visit(cls):
+        for sub in cls.__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                sub._add_argparse_args(parser)
+                visit(sub)
+    visit(PipelineOptions)
+    return parser
+
+
+def parse_options(argv: Optional[List[str]]) -> PipelineOptions:
+    """Parses pipeline flags, refusing unknown or contradictory ones with one message."""
+    argv = list(argv or [])
+    parser = _all_options_parser()
+    _, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise UsageError(f"unknown flag(s): {' '.join(unknown)}; "
+                         f"`vectorstream run --help` lists the flags")
+    options = PipelineOptions(argv)
+    vs = options.view_as(VectorStreamOptions)
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    if "--qdrant_url" in given and "--qdrant_path" in given:
+        raise UsageError("--qdrant_url and --qdrant_path both given: use one store "
+                         "(a server URL, or an embedded store directory)")
+    if vs.dead_letter_topic_name() == vs.topic:
+        raise UsageError("--dead_letter_topic must differ from --topic, or dead letters "
+                         "would be read again as events")
+    return options
+
+
+def help_text() -> str:
+    parser = argparse.ArgumentParser(prog="vectorstream run", add_help=False,
+                                     description="Run the pipeline. Beam's own flags "
+                                     "(--runner, --streaming, …) are accepted too.")
+    parser.add_argument("--bootstrap_servers", default="localhost:9092",
+                        help="Kafka bootstrap servers, host:port[,host:port].")
+    VectorStreamOptions._add_argparse_args(parser)
+    return parser.format_help()

@@ -1,0 +1,1 @@
+"""Runner presets and the Java pieces they need, fetched with Maven."""

