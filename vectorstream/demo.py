@@ -69,13 +69,11 @@ def _wait_for_commit(bootstrap: str, topic: str, worker: threading.Thread,
 
 
 def demo(args) -> int:
-    from vectorstream.io.kafka import check_reachable, ensure_topic
+    from vectorstream.io.kafka import check_reachable
     from vectorstream.io.local_kafka import LocalKafka
-    from vectorstream.io.produce import generate, produce
-    from vectorstream.io.qdrant import open_store
-    from vectorstream.pipeline.graph import run
 
     bootstrap = args.bootstrap_servers
+    started_broker = None
     try:
         check_reachable(bootstrap, timeout=3)
         print(f"Kafka: using the broker at {bootstrap}")
@@ -84,8 +82,25 @@ def demo(args) -> int:
         if host not in ("127.0.0.1", "localhost"):
             raise
         print("Kafka: starting a local broker (jars from Maven Central on first use) ...")
-        bootstrap = LocalKafka(port=int(port)).start()
+        started_broker = LocalKafka(port=int(port))
+        bootstrap = started_broker.start()
         print(f"Kafka: running at {bootstrap}")
+    try:
+        return _demo(args, bootstrap)
+    finally:
+        if started_broker is not None and not args.keep_kafka:
+            from vectorstream.io.kafka import _close_committers
+            _close_committers()  # before the broker goes, or they retry noisily until exit
+            started_broker.stop()
+            print("Kafka: stopped the local broker (keep it with --keep_kafka)")
+
+
+def _demo(args, bootstrap: str) -> int:
+    from vectorstream.io.kafka import ensure_topic
+    from vectorstream.io.produce import generate, produce
+    from vectorstream.io.qdrant import open_store
+    from vectorstream.pipeline.graph import run
+
     topic = "demo-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     ensure_topic(bootstrap, topic, partitions=2)
     messages = list(generate(args.count, products=500, bad_fraction=args.bad_fraction))
@@ -94,10 +109,11 @@ def demo(args) -> int:
                    else ["--qdrant_path", args.qdrant_path])
     argv = ["--bootstrap_servers", bootstrap, "--topic", topic, "--consumer_group", topic,
             "--max_num_records", str(len(messages)),
-            "--max_read_time", str(int(len(messages) / args.rate * 3 + 300)),
+            "--max_read_time", str(int(len(messages) / (args.rate or 100) * 3 + 300)),
             "--window_seconds", str(args.window_seconds), "--collection", args.collection,
             *store_flags]
-    print(f"Pipeline: DirectRunner, topic {topic}, {len(messages)} events at {args.rate:g}/s "
+    print(f"Pipeline: DirectRunner, topic {topic}, {len(messages)} events at "
+          f"{f'{args.rate:g}/s' if args.rate else 'full speed'} "
           f"({bad} malformed on purpose)")
     outcome: dict = {}
 
@@ -141,7 +157,7 @@ def demo(args) -> int:
     print(f"  wall time            {elapsed:.1f} s (pipeline up after {ready:.1f} s: "
           f"model load, store open)")
     print(f"  events/s (steady)    {report.get('events_per_s', 0):.0f}  (producer rate "
-          f"{args.rate:g}/s)")
+          f"{f'{args.rate:g}/s' if args.rate else 'unlimited'})")
     print(f"  event→stored latency p50 {report.get('latency_p50_s', float('nan')):.2f} s, "
           f"p99 {report.get('latency_p99_s', float('nan')):.2f} s "
           f"(over {report.get('steady_points', 0)} events produced after the pipeline was ready)")

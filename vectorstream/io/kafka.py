@@ -11,6 +11,7 @@ gives them: stop after that many records in all, or after that many seconds.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -167,6 +168,14 @@ class KafkaCheckpointMark(CheckpointMark):
 
 _COMMITTERS: Dict[tuple, object] = {}
 _COMMITTERS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_committers() -> None:
+    with _COMMITTERS_LOCK:
+        for consumer in _COMMITTERS.values():
+            consumer.close()
+        _COMMITTERS.clear()
 
 
 def _committer(config: dict, group: str):
@@ -448,9 +457,10 @@ class ReadEvents(beam.PTransform):
 
     def expand(self, pbegin):
         from apache_beam.io.unbounded_source import ReadFromUnboundedSource
-        # A bundle per second at most while data flows, a poll per second while idle.
+        # A bundle per second at most while data flows; an idle source is polled 4 times a
+        # second (each poll ends a bundle, so this bounds the added latency).
         return pbegin | "Read Kafka partitions" >> ReadFromUnboundedSource(
-            self._source, poll_interval=1.0, max_read_time_seconds=1.0)
+            self._source, poll_interval=0.25, max_read_time_seconds=1.0)
 
 
 # ---------------------------------------------------------------------------------------

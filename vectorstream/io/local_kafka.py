@@ -111,10 +111,14 @@ auto.create.topics.enable=false
         config = self._write_config()
         classpath = os.path.join(jars, "*")
         if not os.path.exists(os.path.join(self.data_dir, "logs", "meta.properties")):
-            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                            "--standalone", "-t", cluster, "-c", config],
-                           check=True, capture_output=True)
+            # Kafka's own ids never start with "-" (it would read as a flag); neither do ours.
+            cluster = "v" + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[1:22]
+            proc = subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                                   "--standalone", "-t", cluster, "-c", config],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"formatting the Kafka data folder {self.data_dir} failed:\n"
+                                   f"{(proc.stdout + proc.stderr)[-2000:]}")
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-cp", classpath,

@@ -1,0 +1,34 @@
+# VectorStream: every target sets itself up (a .venv at the repo root, pip install -e .[test],
+# Kafka's jars through Maven on first use) and starts/stops the local services it needs.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test kafka-start kafka-stop clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+## demo: local Kafka + synthetic events + the pipeline on the DirectRunner + a report
+demo: setup
+	$(VENV)/bin/vectorstream demo
+
+## test: the whole suite against a real broker, the real model and a real Qdrant store
+test: setup
+	$(PY) -m pytest -q tests
+
+kafka-start: setup
+	$(VENV)/bin/vectorstream kafka start
+
+kafka-stop: setup
+	$(VENV)/bin/vectorstream kafka stop
+
+clean:
+	rm -rf data .pytest_cache

@@ -1,0 +1,163 @@
+"""End to end on real parts: the Kafka broker, the packaged MiniLM model, the embedded
+Qdrant Edge store (and qdrant-client's local mode for the server code path)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from conftest import consume_all
+from vectorstream.io.produce import generate, make_bad, produce
+from vectorstream.io.qdrant import open_store
+from vectorstream.pipeline.graph import run
+from vectorstream.transforms.events import point_id
+from vectorstream.transforms.parse import original_bytes
+
+COLLECTION = "ecommerce_events"
+
+
+def bounded_argv(kafka, topic, count, store_flags, group=None):
+    return ["--bootstrap_servers", kafka, "--topic", topic,
+            "--consumer_group", group or f"g-{uuid.uuid4().hex[:8]}",
+            "--max_num_records", str(count), "--max_read_time", "300",
+            "--window_seconds", "5", *store_flags]
+
+
+def embed(text):
+    from vectorstream.cli import _embed_query
+    return _embed_query(text, None)
+
+
+def test_valid_events_are_stored_and_malformed_ones_dead_lettered(kafka, topic, tmp_path):
+    messages = list(generate(150, products=60, bad_fraction=0.1, seed=11))
+    # Every kind of malformed message the generator knows, at least once.
+    from vectorstream.io.produce import BAD_KINDS
+    import random
+    rng = random.Random(3)
+    template = next(m[2] for m in messages if m[2])
+    messages += [(b"k", make_bad(rng, {**template, "event_id": str(uuid.uuid4())}, kind), None)
+                 for kind in BAD_KINDS]
+    produce(kafka, topic, messages)
+    valid = [m[2] for m in messages if m[2] is not None]
+    bad = [m[1] for m in messages if m[2] is None]
+    path = str(tmp_path / "qdrant")
+
+    result = run(bounded_argv(kafka, topic, len(messages), ["--qdrant_path", path]))
+
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]
+                if c.key.metric.namespace == "vectorstream"}
+    assert counters["events_read"] == len(messages)
+    assert counters["events_invalid"] == len(bad)
+    assert counters["points_written"] == len(valid)
+
+    store = open_store(path=path)
+    try:
+        stored = {h.id: h.payload for h in store.scroll(COLLECTION)}
+        assert store.count(COLLECTION) == len(valid)
+        assert set(stored) == {point_id(e["event_id"]) for e in valid}
+        sample = stored[point_id(valid[0]["event_id"])]
+        assert sample["event_id"] == valid[0]["event_id"]
+        assert sample["product"] == valid[0]["product"]
+        assert sample["model"] == "all-MiniLM-L6-v2" and sample["ingested_at"].endswith("Z")
+
+        # Searching a product's description returns that product first.
+        product = next(e["product"] for e in valid if "(model" not in e["product"]["description"])
+        hits = store.search(COLLECTION, embed(product["description"]), limit=1)
+        assert hits[0].payload["product"]["id"] == product["id"]
+    finally:
+        store.close()
+
+    # Each malformed message is on the dead-letter topic, bytes intact, with its reason.
+    letters = [json.loads(m.value()) for m in consume_all(kafka, f"{topic}.dlq", len(bad))]
+    assert sorted(original_bytes(r) for r in letters) == sorted(bad)
+    for record in letters:
+        assert record["stage"] == "parse" and record["reason"]
+        assert record["source"]["topic"] == topic
+    reasons = " | ".join(r["reason"] for r in letters)
+    for expected in ("invalid JSON", "not a JSON object", "product: Field required",
+                     "product.price", "quantity", "event_type", "empty message", "not UTF-8",
+                     "timestamp"):
+        assert expected in reasons
+
+    # A second run over the same topic (another consumer group) overwrites, never duplicates.
+    run(bounded_argv(kafka, topic, len(messages), ["--qdrant_path", path]))
+    store = open_store(path=path)
+    try:
+        assert store.count(COLLECTION) == len(valid)
+    finally:
+        store.close()
+
+
+def test_server_code_path_with_qdrant_client_local_mode(kafka, topic, tmp_path):
+    messages = list(generate(30, products=10, seed=5))
+    produce(kafka, topic, messages)
+    url = f"local://{tmp_path / 'local'}"
+    run(bounded_argv(kafka, topic, len(messages), ["--qdrant_url", url]))
+    store = open_store(url=url)
+    try:
+        assert {h.id for h in store.scroll(COLLECTION)} == {
+            point_id(m[2]["event_id"]) for m in messages}
+    finally:
+        store.close()
+
+
+def test_unbounded_run_stores_a_new_event_within_two_windows(kafka, topic, tmp_path):
+    """`vectorstream run` with no bound, as a user starts it. An event produced while it runs
+    must be written within 2 × window_seconds. The sink writes a bundle's points before the
+    runner finalizes the bundle, and only then is the offset committed to the consumer group:
+    so a committed offset past the event proves its point is in the store. The process
+    holds the embedded store, so the search itself runs after it stops."""
+    from confluent_kafka import Consumer, TopicPartition
+    window = 4.0
+    path = str(tmp_path / "qdrant")
+    group = f"stream-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vectorstream", "run", "--bootstrap_servers", kafka,
+         "--topic", topic, "--consumer_group", group, "--window_seconds", str(window),
+         "--qdrant_path", path], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    tps = [TopicPartition(topic, p) for p in (0, 1)]
+
+    def committed():
+        return sum(max(0, tp.offset) for tp in consumer.committed(tps, timeout=10))
+
+    try:
+        # Warm up: the first event waits for the model to load.
+        produce(kafka, topic, list(generate(1, seed=1)))
+        deadline = time.time() + 180
+        while committed() < 1:
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.time() < deadline, "the pipeline never committed its first event"
+            time.sleep(0.2)
+
+        event = next(generate(1, seed=99))[2]
+        event["product"] = {**event["product"], "id": "probe-product",
+                            "name": "Sıcak su termosu", "description":
+                            "Paslanmaz çelik vakumlu termos, 24 saat sıcak tutar"}
+        started = time.time()
+        produce(kafka, topic, [(b"probe", json.dumps(event, ensure_ascii=False).encode(), event)])
+        while committed() < 2:
+            assert time.time() - started < 4 * window, "event not stored within 4 windows"
+            time.sleep(0.1)
+        elapsed = time.time() - started
+        assert elapsed <= 2 * window, f"stored after {elapsed:.1f}s > 2 × {window}s"
+    finally:
+        consumer.close()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    store = open_store(path=path)
+    try:
+        hits = store.search(COLLECTION, embed(event["product"]["description"]), limit=1)
+        assert hits[0].id == point_id(event["event_id"])
+    finally:
+        store.close()

@@ -1,0 +1,74 @@
+"""Both store backends on real Qdrant code: the embedded Edge shard, and qdrant-client's
+local mode standing in for a server (the server code path)."""
+import uuid
+
+import pytest
+
+from vectorstream.io.qdrant import Point, StoreError, open_store
+
+
+@pytest.fixture(params=["edge", "client-local"])
+def store_args(request, tmp_path):
+    if request.param == "edge":
+        return {"path": str(tmp_path / "edge")}
+    return {"url": f"local://{tmp_path / 'local'}"}
+
+
+def unit(*xs):
+    norm = sum(x * x for x in xs) ** 0.5
+    return [x / norm for x in xs]
+
+
+def test_create_upsert_search_filter_and_overwrite(store_args):
+    store = open_store(**store_args)
+    try:
+        store.ensure_collection("events", 3)
+        store.ensure_collection("events", 3)  # idempotent
+        a, b = str(uuid.uuid4()), str(uuid.uuid4())
+        store.upsert("events", [
+            Point(a, unit(1, 0, 0), {"event_type": "view", "product": {"category": "kitap"}}),
+            Point(b, unit(0, 1, 0), {"event_type": "purchase", "product": {"category": "ev"}})])
+        assert store.count("events") == 2
+        hits = store.search("events", unit(0.9, 0.1, 0), limit=2)
+        assert [h.id for h in hits] == [a, b]
+        hits = store.search("events", unit(1, 0, 0), match={"product.category": "ev"})
+        assert [h.id for h in hits] == [b]
+        # The same id again overwrites: no duplicate.
+        store.upsert("events", [Point(a, unit(0, 0, 1), {"event_type": "view", "v": 2})])
+        assert store.count("events") == 2
+        assert store.search("events", unit(0, 0, 1), limit=1)[0].payload["v"] == 2
+        assert {h.id for h in store.scroll("events", batch=1)} == {a, b}
+    finally:
+        store.close()
+
+
+def test_vector_size_mismatch_is_a_clear_error(store_args):
+    store = open_store(**store_args)
+    store.ensure_collection("events", 3)
+    store.close()
+    store = open_store(**store_args)
+    try:
+        with pytest.raises(StoreError, match="holds vectors of size 3.*size 384"):
+            store.ensure_collection("events", 384)
+    finally:
+        store.close()
+
+
+def test_embedded_store_held_by_another_process_says_what_to_do(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+    path = str(tmp_path / "edge")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from vectorstream.io.qdrant import open_store
+        s = open_store(path={path!r}); s.ensure_collection("events", 3)
+        print("ready", flush=True); time.sleep(60)""")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        store = open_store(path=path)
+        with pytest.raises(StoreError, match="open in another process"):
+            store.count("events")
+    finally:
+        holder.kill()
+        holder.wait()
