@@ -43,37 +43,53 @@ def choose_model(model: Optional[str]) -> ModelChoice:
     return ModelChoice(path, DEFAULT_MODEL_NAME, model_dimension(path))
 
 
+class EventsToQdrant(beam.PTransform):
+    """KafkaMessage elements → validated, windowed, embedded and written to Qdrant.
+
+    Returns a dict of PCollections: `events` (the windowed, valid events) and
+    `dead_letters` (records for every message that is not a valid event).
+    """
+
+    def __init__(self, options: PipelineOptions, model: ModelChoice):
+        super().__init__()
+        self._vs = options.view_as(VectorStreamOptions)
+        self._model = model
+
+    def expand(self, messages):
+        vs, model = self._vs, self._model
+        handler = KeyedModelHandler(SentenceEmbeddingHandler(
+            model.path, device=vs.device, batch_size=vs.inference_batch_size))
+        parsed = messages | "Parse and validate events" >> ParseEvents()
+        windowed = parsed.events | "Window into fixed intervals" >> beam.WindowInto(
+            beam.window.FixedWindows(vs.window_seconds))
+        _ = (windowed
+             | "Key by event" >> beam.Map(lambda event: (event, event.text))
+             | "Embed product text" >> RunInference(handler)
+             | "Keep vector with event" >> beam.MapTuple(
+                 lambda event, result: (event, result.inference))
+             | "Write to Qdrant" >> beam.ParDo(WriteToQdrantFn(
+                 vs.collection, model.dim, model.name, url=vs.qdrant_url,
+                 path=None if vs.qdrant_url else vs.qdrant_path,
+                 batch_size=vs.write_batch_size)))
+        return {"events": windowed, "dead_letters": parsed[DEAD_LETTERS]}
+
+
 def build(pipeline: beam.Pipeline, options: PipelineOptions,
           model: Optional[ModelChoice] = None):
-    """Adds the VectorStream graph to `pipeline`; returns the dead-letter PCollection."""
+    """Adds the VectorStream graph to `pipeline`; returns its dict of PCollections."""
     vs = options.view_as(VectorStreamOptions)
     model = model or choose_model(vs.model)
     source = KafkaSource(vs.bootstrap(), vs.topic, group=vs.consumer_group,
                          start_from=vs.start_from, max_num_records=vs.max_num_records,
                          max_read_time=vs.max_read_time)
-    handler = KeyedModelHandler(SentenceEmbeddingHandler(
-        model.path, device=vs.device, batch_size=vs.inference_batch_size))
-
-    messages = pipeline | "Read events from Kafka" >> ReadEvents(source)
-    parsed = messages | "Parse and validate events" >> ParseEvents()
-    stored = (
-        parsed.events
-        | "Window into fixed intervals" >> beam.WindowInto(
-            beam.window.FixedWindows(vs.window_seconds))
-        | "Key by event" >> beam.Map(lambda event: (event, event.text))
-        | "Embed product text" >> RunInference(handler)
-        | "Keep vector with event" >> beam.MapTuple(
-            lambda event, result: (event, result.inference))
-        | "Write to Qdrant" >> beam.ParDo(WriteToQdrantFn(
-            vs.collection, model.dim, model.name, url=vs.qdrant_url,
-            path=None if vs.qdrant_url else vs.qdrant_path,
-            batch_size=vs.write_batch_size)))
-    dead = parsed[DEAD_LETTERS]
-    (dead
+    outputs = (pipeline
+               | "Read events from Kafka" >> ReadEvents(source)
+               | "Events to Qdrant" >> EventsToQdrant(options, model))
+    (outputs["dead_letters"]
      | "Encode dead letters" >> beam.Map(encode_dead_letter)
      | "Write dead letters to Kafka" >> beam.ParDo(WriteToKafkaTopic(
          vs.bootstrap(), vs.dead_letter_topic_name())))
-    return dead
+    return outputs
 
 
 def preflight(options: PipelineOptions) -> ModelChoice:

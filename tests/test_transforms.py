@@ -1,0 +1,62 @@
+"""The graph's middle on a TestPipeline: TestStream-fed Kafka messages through parsing,
+event-time windows, the real model and a real embedded Qdrant store."""
+import json
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import IntervalWindow, TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
+
+from vectorstream.io.kafka import KafkaMessage
+from vectorstream.io.qdrant import open_store
+from vectorstream.pipeline.graph import EventsToQdrant, choose_model
+from vectorstream.transforms.events import point_id
+
+BASE = 1_705_314_600  # 2024-01-15T10:30:00Z
+
+
+def message(offset, seconds, event_id=None, value=None):
+    if value is None:
+        event = {"event_id": event_id, "timestamp": f"2024-01-15T10:30:{seconds:02d}Z",
+                 "user_id": "u1", "event_type": "view",
+                 "product": {"id": f"p{offset}", "name": f"Ürün {offset}",
+                             "description": "Pamuklu tişört", "category": "giyim",
+                             "price": 10.0}}
+        value = json.dumps(event, ensure_ascii=False).encode()
+    return KafkaMessage("events", 0, offset, None, value, (BASE + seconds) * 1000)
+
+
+def test_windows_dead_letters_and_stored_points(tmp_path):
+    options = PipelineOptions(["--window_seconds", "10", "--qdrant_path",
+                               str(tmp_path / "q")])
+    options.view_as(StandardOptions).streaming = True
+    stream = (TestStream()
+              .advance_watermark_to(Timestamp(BASE))
+              .add_elements([TimestampedValue(message(0, 1, "a"), BASE + 1),
+                             TimestampedValue(message(1, 4, "b"), BASE + 4),
+                             TimestampedValue(message(2, 5, value=b"{oops"), BASE + 5)])
+              .advance_watermark_to(Timestamp(BASE + 12))
+              .add_elements([TimestampedValue(message(3, 13, "c"), BASE + 13)])
+              .advance_watermark_to_infinity())
+
+    def window_of(event, win=beam.DoFn.WindowParam):
+        return event.payload["event_id"], int(win.start), int(win.end)
+
+    with TestPipeline(options=options) as p:
+        out = p | stream | EventsToQdrant(options, choose_model(None))
+        assert_that(out["events"] | beam.Map(window_of), equal_to([
+            ("a", BASE, BASE + 10), ("b", BASE, BASE + 10), ("c", BASE + 10, BASE + 20)]),
+            label="events land in their event-time windows")
+        assert_that(out["dead_letters"] | beam.Map(lambda r: (r["stage"], r["original"],
+                                                              r["source"]["offset"])),
+                    equal_to([("parse", "{oops", 2)]), label="the bad message is a dead letter")
+
+    store = open_store(path=str(tmp_path / "q"))
+    try:
+        assert {h.id for h in store.scroll("ecommerce_events")} == {
+            point_id(e) for e in ("a", "b", "c")}
+    finally:
+        store.close()
