@@ -143,6 +143,24 @@ def cmd_stats(args, extra) -> int:
     return 0
 
 
+def cmd_model_speed(args, extra) -> int:
+    """Sentences/s of the model alone (encode), on the demo's product texts."""
+    import time
+    from vectorstream.io.produce import catalog
+    from vectorstream.pipeline.graph import choose_model
+    from vectorstream.transforms.embed import _load, resolve_device
+    device = resolve_device(args.device)
+    model = _load(choose_model(args.model).path, device)
+    texts = [f"{p['name']}. {p['description']}" for p in catalog(args.count)]
+    model.encode(texts[:args.batch_size], batch_size=args.batch_size)  # warm-up
+    started = time.perf_counter()
+    model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)
+    elapsed = time.perf_counter() - started
+    print(f"{len(texts) / elapsed:.0f} sentences/s ({len(texts)} texts, batch "
+          f"{args.batch_size}, {device})")
+    return 0
+
+
 def cmd_demo(args, extra) -> int:
     from vectorstream.demo import demo
     return demo(args)
@@ -189,6 +207,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _store_flags(p)
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("model-speed", help="Sentences/s of the embedding model alone.")
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--model", default=None)
+    p.set_defaults(func=cmd_model_speed)
 
     p = sub.add_parser("demo", help="Local broker + synthetic events + pipeline + report.")
     p.add_argument("--count", type=int, default=1800)

@@ -313,6 +313,7 @@ class KafkaPartitionReader(UnboundedReader):
 
     def advance(self) -> bool:
         if not self._budget_left():
+            self.close()  # a finished bounded reader lets go of its connection at once
             return False
         if self._pos >= len(self._buffer):
             self._buffer = self._consumer.consume(self._FETCH, timeout=0.05)
@@ -397,6 +398,7 @@ class _MultiPartitionReader(UnboundedReader):
 
     def advance(self):
         if not self._budget_left():
+            self.close()  # a finished bounded reader lets go of its connections at once
             return False
         # Round-robin over partitions so one busy partition does not starve the others.
         for i in range(len(self._readers)):
