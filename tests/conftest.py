@@ -21,6 +21,8 @@ def kafka(tmp_path_factory):
     broker = LocalKafka(str(tmp_path_factory.mktemp("kafka")), port=KAFKA_PORT)
     bootstrap = broker.start()
     yield bootstrap
+    from vectorstream.io.kafka import _close_committers
+    _close_committers()  # before the broker goes, or they reconnect noisily until exit
     broker.stop()
 
 

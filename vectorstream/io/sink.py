@@ -1,109 +1,249 @@
 """WriteToQdrant: the sink DoFn.
 
 Owns its lifecycle (store in `setup`, buffer in `start_bundle`, flush in `finish_bundle`,
-close in `teardown`), flushes whenever `batch_size` points are buffered, and sets each
-point's `ingested_at` as it is written. Stores opened in one process are shared by every
-instance of the DoFn there: an embedded shard may be opened once only.
+close in `teardown`) and flushes whenever the buffer reaches `batch_size` points,
+`batch_bytes` bytes (well under Qdrant's 32 MB request limit) or `flush_seconds` of age.
+
+Failures are classified:
+- transient (connection refused or reset, timeouts, HTTP 429/5xx, gRPC UNAVAILABLE or
+  DEADLINE_EXCEEDED, a locked embedded store): retried with exponential backoff and jitter
+  (Beam's `FuzzedExponentialIntervals`) for up to `retry_seconds`, honouring Retry-After,
+  then the bundle fails loudly; its offsets are not committed, so nothing is lost and the
+  runner retries it. While it retries, the DoFn blocks, so the reader (fused with it)
+  stops reading: memory stays bounded during an outage.
+- permanent (a rejected point: wrong vector size, NaN, invalid payload): the batch is
+  split in halves until the bad points are isolated; they become dead letters (the DoFn's
+  output), the rest is written.
+
+Stores opened in one process are shared by every instance of the DoFn there: an embedded
+shard may be opened once only.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.retry import FuzzedExponentialIntervals
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from vectorstream.io.qdrant import Point, Store, open_store
 from vectorstream.transforms.events import format_time
+from vectorstream.transforms.parse import dead_letter
 
 _LOG = logging.getLogger(__name__)
 
 _STORES: Dict[Tuple, List] = {}  # key -> [store, users]
 _STORES_LOCK = threading.Lock()
 
+TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
+TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
 
-def acquire_store(url: Optional[str], path: Optional[str]) -> Store:
+
+def acquire_store(url: Optional[str], path: Optional[str],
+                  opener: Callable[..., Store] = open_store) -> Store:
     with _STORES_LOCK:
-        entry = _STORES.get((url, path))
+        entry = _STORES.get((url, path, opener))
         if entry is None:
-            entry = _STORES[(url, path)] = [open_store(url=url, path=path), 0]
+            entry = _STORES[(url, path, opener)] = [opener(url=url, path=path), 0]
         entry[1] += 1
         return entry[0]
 
 
-def release_store(url: Optional[str], path: Optional[str]) -> None:
+def release_store(url: Optional[str], path: Optional[str],
+                  opener: Callable[..., Store] = open_store) -> None:
     with _STORES_LOCK:
-        entry = _STORES.get((url, path))
+        entry = _STORES.get((url, path, opener))
         if entry is None:
             return
         entry[1] -= 1
         if entry[1] <= 0:
-            del _STORES[(url, path)]
+            del _STORES[(url, path, opener)]
             entry[0].close()
 
 
+def retry_after_seconds(exc: BaseException) -> Optional[float]:
+    headers = getattr(exc, "headers", None) or {}
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that go away by themselves (the service is down or busy)."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status in TRANSIENT_HTTP
+    code = getattr(exc, "code", None)
+    if callable(code):  # grpc.RpcError
+        try:
+            return getattr(code(), "name", "") in TRANSIENT_GRPC
+        except Exception:  # pylint: disable=broad-except
+            return False
+    try:
+        from qdrant_client.http.exceptions import ResponseHandlingException
+        if isinstance(exc, ResponseHandlingException):  # transport errors, timeouts
+            return True
+    except ImportError:
+        pass
+    try:
+        import httpx
+        if isinstance(exc, httpx.TransportError):
+            return True
+    except ImportError:
+        pass
+    text = str(exc)
+    return "WouldBlock" in text or "Connection refused" in text or "timed out" in text
+
+
+class WriteFailed(RuntimeError):
+    """Qdrant kept failing with transient errors for longer than the retry budget."""
+
+
+def _point_bytes(point: Point) -> int:
+    # What the request carries: the payload as JSON and the vector (~12 bytes a float in
+    # JSON, 4 over gRPC); an estimate on the safe side.
+    return len(json.dumps(point.payload, ensure_ascii=False)) + 12 * len(point.vector) + 64
+
+
 class WriteToQdrantFn(beam.DoFn):
-    """(ParsedEvent, vector) elements in; points upserted in batches."""
+    """(ParsedEvent, vector) elements in; points upserted in batches; dead letters out."""
 
     def __init__(self, collection: str, dim: int, model_name: str,
                  url: Optional[str] = None, path: Optional[str] = None,
-                 batch_size: int = 256):
+                 batch_size: int = 256, batch_bytes: int = 8_000_000,
+                 flush_seconds: float = 1.0, retry_seconds: float = 300.0,
+                 opener: Callable[..., Store] = open_store):
         if not collection:
             raise ValueError("collection must be given (--collection)")
         if not url and not path:
             raise ValueError("one of --qdrant_url or --qdrant_path must be given")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0 < batch_bytes <= 30_000_000:
+            raise ValueError(f"batch_bytes must be in (0, 30 MB], got {batch_bytes}: Qdrant "
+                             f"refuses requests over 32 MB")
+        if flush_seconds <= 0 or retry_seconds < 0:
+            raise ValueError("flush_seconds must be positive and retry_seconds not negative")
         self._collection = collection
         self._dim = dim
         self._model_name = model_name
         self._url = url
         self._path = path
         self._batch_size = batch_size
+        self._batch_bytes = batch_bytes
+        self._flush_seconds = flush_seconds
+        self._retry_seconds = retry_seconds
+        self._opener = opener
         self._store: Optional[Store] = None
         self._buffer: List[Point] = []
+        self._buffered_bytes = 0
+        self._oldest = 0.0
         self.written = Metrics.counter("vectorstream", "points_written")
+        self.retries = Metrics.counter("vectorstream", "write_retries")
+        self.dead = Metrics.counter("vectorstream", "write_dead_letters")
         self.batch_sizes = Metrics.distribution("vectorstream", "write_batch_size")
         self.latency_ms = Metrics.distribution("vectorstream", "event_to_stored_ms")
 
     def setup(self):
-        self._store = acquire_store(self._url, self._path)
+        self._store = acquire_store(self._url, self._path, self._opener)
         self._store.ensure_collection(self._collection, self._dim)
 
     def start_bundle(self):
-        self._buffer = []
+        self._buffer, self._buffered_bytes = [], 0
 
     def process(self, element):
         event, vector = element
         payload = dict(event.payload)
         payload["model"] = self._model_name
-        self._buffer.append(Point(event.point_id, vector, payload))
-        if len(self._buffer) >= self._batch_size:
-            self._flush()
+        point = Point(event.point_id, vector, payload)
+        size = _point_bytes(point)
+        if self._buffer and self._buffered_bytes + size > self._batch_bytes:
+            yield from self._flush()
+        if not self._buffer:
+            self._oldest = time.monotonic()
+        self._buffer.append(point)
+        self._buffered_bytes += size
+        if (len(self._buffer) >= self._batch_size
+                or time.monotonic() - self._oldest >= self._flush_seconds):
+            yield from self._flush()
 
     def finish_bundle(self):
-        self._flush()
+        for record in self._flush():
+            yield WindowedValue(record, Timestamp.now(), [GlobalWindow()])
 
     def _flush(self):
         if not self._buffer:
-            return
-        points, self._buffer = self._buffer, []
+            return []
+        points, self._buffer, self._buffered_bytes = self._buffer, [], 0
+        return self._write(points)
+
+    def _write(self, points: List[Point]) -> List[dict]:
+        """Writes `points`; returns dead-letter records for the ones Qdrant refuses."""
         now = time.time()
         stamp = format_time(dt.datetime.fromtimestamp(now, dt.timezone.utc))
         for point in points:
             point.payload["ingested_at"] = stamp
-        self._store.upsert(self._collection, points)
+        try:
+            self._upsert(points)
+        except WriteFailed:
+            raise
+        except Exception as exc:  # permanent: isolate the bad points
+            if len(points) == 1:
+                self.dead.inc()
+                point = points[0]
+                kafka = point.payload.get("kafka") or {}
+                _LOG.warning("Qdrant refused point %s: %s", point.id, exc)
+                return [dead_letter("write", f"Qdrant refused the point: {exc}",
+                                    json.dumps(point.payload, ensure_ascii=False).encode(),
+                                    {k: kafka.get(k) for k in ("topic", "partition", "offset")})]
+            middle = len(points) // 2
+            return self._write(points[:middle]) + self._write(points[middle:])
         self.written.inc(len(points))
         self.batch_sizes.update(len(points))
+        done_ms = int(time.time() * 1000)
         for point in points:
-            produced = point.payload.get("kafka", {}).get("timestamp_ms")
+            produced = (point.payload.get("kafka") or {}).get("timestamp_ms")
             if produced:
-                self.latency_ms.update(int(now * 1000 - produced))
+                self.latency_ms.update(done_ms - produced)
+        return []
+
+    def _upsert(self, points: List[Point]) -> None:
+        """One upsert, retried while the failure is transient and the budget lasts."""
+        delays = iter(FuzzedExponentialIntervals(0.2, 10000, max_delay_secs=10.0,
+                                                 stop_after_secs=self._retry_seconds))
+        started = time.monotonic()
+        while True:
+            try:
+                self._store.upsert(self._collection, points)
+                return
+            except Exception as exc:  # pylint: disable=broad-except
+                if not is_transient(exc):
+                    raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise WriteFailed(
+                        f"Qdrant ({self._store.description}) kept failing for "
+                        f"{time.monotonic() - started:.0f}s (--write_retry_seconds "
+                        f"{self._retry_seconds:g}): {exc}") from exc
+                delay = max(delay, retry_after_seconds(exc) or 0.0)
+                self.retries.inc()
+                _LOG.warning("Qdrant write failed (%s), retrying %d points in %.1fs",
+                             exc, len(points), delay)
+                time.sleep(delay)
 
     def teardown(self):
         if self._store is not None:
             self._store = None
-            release_store(self._url, self._path)
+            release_store(self._url, self._path, self._opener)

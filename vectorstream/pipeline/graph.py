@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from vectorstream.io.kafka import KafkaSource, ReadEvents, WriteToKafkaTopic, ensure_topic
+from vectorstream.io.deadletters import AppendJsonLines
+from vectorstream.io.qdrant import Store, open_store
 from vectorstream.io.sink import WriteToQdrantFn
 from vectorstream.pipeline.options import VectorStreamOptions, parse_options
 from vectorstream.transforms.embed import (SentenceEmbeddingHandler, check_model_path,
@@ -50,10 +52,12 @@ class EventsToQdrant(beam.PTransform):
     `dead_letters` (records for every message that is not a valid event).
     """
 
-    def __init__(self, options: PipelineOptions, model: ModelChoice):
+    def __init__(self, options: PipelineOptions, model: ModelChoice,
+                 opener: Callable[..., Store] = open_store):
         super().__init__()
         self._vs = options.view_as(VectorStreamOptions)
         self._model = model
+        self._opener = opener  # tests inject faults at the client boundary here
 
     def expand(self, messages):
         vs, model = self._vs, self._model
@@ -62,7 +66,8 @@ class EventsToQdrant(beam.PTransform):
         parsed = messages | "Parse and validate events" >> ParseEvents()
         windowed = parsed.events | "Window into fixed intervals" >> beam.WindowInto(
             beam.window.FixedWindows(vs.window_seconds))
-        _ = (windowed
+        write_failures = (
+            windowed
              | "Key by event" >> beam.Map(lambda event: (event, event.text))
              | "Embed product text" >> RunInference(handler)
              | "Keep vector with event" >> beam.MapTuple(
@@ -70,8 +75,12 @@ class EventsToQdrant(beam.PTransform):
              | "Write to Qdrant" >> beam.ParDo(WriteToQdrantFn(
                  vs.collection, model.dim, model.name, url=vs.qdrant_url,
                  path=None if vs.qdrant_url else vs.qdrant_path,
-                 batch_size=vs.write_batch_size)))
-        return {"events": windowed, "dead_letters": parsed[DEAD_LETTERS]}
+                 batch_size=vs.write_batch_size, batch_bytes=vs.write_batch_bytes,
+                 flush_seconds=vs.flush_seconds, retry_seconds=vs.write_retry_seconds,
+                 opener=self._opener)))
+        dead_letters = ((parsed[DEAD_LETTERS], write_failures)
+                        | "All dead letters" >> beam.Flatten())
+        return {"events": windowed, "dead_letters": dead_letters}
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions,
@@ -85,10 +94,14 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions,
     outputs = (pipeline
                | "Read events from Kafka" >> ReadEvents(source)
                | "Events to Qdrant" >> EventsToQdrant(options, model))
-    (outputs["dead_letters"]
-     | "Encode dead letters" >> beam.Map(encode_dead_letter)
-     | "Write dead letters to Kafka" >> beam.ParDo(WriteToKafkaTopic(
-         vs.bootstrap(), vs.dead_letter_topic_name())))
+    if vs.dead_letter_path:
+        (outputs["dead_letters"]
+         | "Write dead letters to a file" >> beam.ParDo(AppendJsonLines(vs.dead_letter_path)))
+    else:
+        (outputs["dead_letters"]
+         | "Encode dead letters" >> beam.Map(encode_dead_letter)
+         | "Write dead letters to Kafka" >> beam.ParDo(WriteToKafkaTopic(
+             vs.bootstrap(), vs.dead_letter_topic_name())))
     return outputs
 
 
@@ -99,7 +112,8 @@ def preflight(options: PipelineOptions) -> ModelChoice:
     model = choose_model(vs.model)
     from vectorstream.transforms.embed import resolve_device
     resolve_device(vs.device)
-    ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name())
+    if not vs.dead_letter_path:
+        ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name())
     from vectorstream.io.kafka import partitions_of
     partitions_of(vs.bootstrap(), vs.topic)
     store = open_store(url=vs.qdrant_url, path=None if vs.qdrant_url else vs.qdrant_path)

@@ -47,6 +47,9 @@ class VectorStreamOptions(PipelineOptions):
                                 "Beam's ReadFromKafka).")
         kafka.add_argument("--dead_letter_topic", default=None,
                            help="Topic for dead letters (default: <topic>.dlq).")
+        kafka.add_argument("--dead_letter_path", default=None,
+                           help="Write dead letters as JSON lines to this file instead of "
+                                "the dead-letter topic (local runs).")
         pipeline = parser.add_argument_group("Windows and model")
         pipeline.add_argument("--window_seconds", type=_positive_float, default=10.0,
                               help="Fixed event-time window length in seconds.")
@@ -67,7 +70,14 @@ class VectorStreamOptions(PipelineOptions):
         qdrant.add_argument("--collection", default="ecommerce_events",
                             help="Collection the points are written to.")
         qdrant.add_argument("--write_batch_size", type=_positive_int, default=256,
-                            help="Points per upsert.")
+                            help="Most points per upsert.")
+        qdrant.add_argument("--write_batch_bytes", type=_positive_int, default=8_000_000,
+                            help="Most bytes per upsert (Qdrant refuses requests over 32 MB).")
+        qdrant.add_argument("--flush_seconds", type=_positive_float, default=1.0,
+                            help="Write buffered points at least this often.")
+        qdrant.add_argument("--write_retry_seconds", type=float, default=300.0,
+                            help="How long transient Qdrant failures are retried (with "
+                                 "backoff) before the bundle fails.")
 
     def bootstrap(self) -> str:
         return self.view_as(KafkaStreamsRunnerOptions).bootstrap_servers
@@ -109,6 +119,14 @@ def parse_options(argv: Optional[List[str]]) -> PipelineOptions:
     if "--qdrant_url" in given and "--qdrant_path" in given:
         raise UsageError("--qdrant_url and --qdrant_path both given: use one store "
                          "(a server URL, or an embedded store directory)")
+    if "--dead_letter_topic" in given and "--dead_letter_path" in given:
+        raise UsageError("--dead_letter_topic and --dead_letter_path both given: dead letters "
+                         "go to one place")
+    if vs.write_batch_bytes > 30_000_000:
+        raise UsageError("--write_batch_bytes must stay under Qdrant's 32 MB request limit "
+                         "(at most 30000000)")
+    if vs.write_retry_seconds < 0:
+        raise UsageError("--write_retry_seconds must not be negative")
     if vs.dead_letter_topic_name() == vs.topic:
         raise UsageError("--dead_letter_topic must differ from --topic, or dead letters "
                          "would be read again as events")

@@ -1,0 +1,137 @@
+"""The Qdrant sink: batching by count, bytes and age, retries of transient failures, and
+dead letters for points Qdrant refuses.
+
+Real embedded Qdrant Edge underneath. No Qdrant server runs on these machines, so outages
+(connection refused, HTTP 503 with Retry-After) are injected at the client boundary by
+`FlakyStore`, which wraps the real store and fails its first upserts on purpose. Refused
+points are real: Qdrant Edge itself rejects a vector of the wrong size.
+"""
+import time
+import uuid
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from vectorstream.io.qdrant import open_store
+from vectorstream.io.sink import WriteToQdrantFn, is_transient
+from vectorstream.transforms.parse import ParsedEvent
+
+DIM = 4
+FAULTS = {"remaining": 0, "calls": 0, "batches": []}
+
+
+class Http503(Exception):
+    """Shaped like qdrant-client's UnexpectedResponse for a 503 with Retry-After."""
+    status_code = 503
+    headers = {"retry-after": "0.05"}
+
+
+class FlakyStore:
+    """The real store, but its first FAULTS['remaining'] upserts fail (injected fault)."""
+
+    def __init__(self, store):
+        self._store = store
+        self.description = store.description
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def upsert(self, name, points):
+        FAULTS["calls"] += 1
+        if FAULTS["remaining"] > 0:
+            FAULTS["remaining"] -= 1
+            raise ConnectionError("Connection refused") if FAULTS["remaining"] % 2 else Http503()
+        FAULTS["batches"].append(len(points))
+        return self._store.upsert(name, points)
+
+
+def flaky_opener(url=None, path=None):
+    return FlakyStore(open_store(url=url, path=path))
+
+
+@pytest.fixture(autouse=True)
+def reset_faults():
+    FAULTS.update(remaining=0, calls=0, batches=[])
+
+
+def element(i, vector=None):
+    event_id = f"evt-{i}"
+    payload = {"event_id": event_id, "event_type": "view", "product": {"name": f"p{i}"},
+               "kafka": {"topic": "t", "partition": 0, "offset": i,
+                         "timestamp_ms": int(time.time() * 1000)}}
+    from vectorstream.transforms.events import point_id
+    return ParsedEvent(point_id(event_id), payload, f"p{i}"), vector or [1.0, 0.0, 0.0, float(i)]
+
+
+def sink(path, **kwargs):
+    return WriteToQdrantFn("events", DIM, "test-model", path=str(path), opener=flaky_opener,
+                           **kwargs)
+
+
+def test_transient_failures_are_retried_and_nothing_is_lost_or_doubled(tmp_path):
+    FAULTS["remaining"] = 4
+    with TestPipeline() as p:
+        dead = (p | beam.Create([element(i) for i in range(50)])
+                | beam.ParDo(sink(tmp_path / "q", batch_size=20, retry_seconds=30)))
+        assert_that(dead, equal_to([]))
+    assert FAULTS["remaining"] == 0 and FAULTS["calls"] >= 5
+    store = open_store(path=str(tmp_path / "q"))
+    try:
+        assert store.count("events") == 50
+    finally:
+        store.close()
+
+
+def test_outage_longer_than_the_retry_budget_fails_loudly(tmp_path):
+    FAULTS["remaining"] = 10_000
+    with pytest.raises(Exception, match="kept failing"):
+        with TestPipeline() as p:
+            _ = (p | beam.Create([element(i) for i in range(3)])
+                 | beam.ParDo(sink(tmp_path / "q", retry_seconds=1)))
+
+
+def test_a_refused_point_alone_goes_to_dead_letters(tmp_path):
+    elements = [element(i) for i in range(30)]
+    elements[17] = element(17, vector=[1.0, 2.0])  # wrong size: Qdrant Edge refuses it
+    with TestPipeline() as p:
+        dead = (p | beam.Create(elements)
+                | beam.ParDo(sink(tmp_path / "q", batch_size=100)))
+        assert_that(dead | beam.Map(lambda r: (r["stage"], r["source"]["offset"],
+                                               "dimension" in r["reason"])),
+                    equal_to([("write", 17, True)]))
+    store = open_store(path=str(tmp_path / "q"))
+    try:
+        assert store.count("events") == 29
+    finally:
+        store.close()
+
+
+def test_flushes_on_bytes_and_on_age(tmp_path):
+    fn = sink(tmp_path / "q", batch_size=1000, batch_bytes=2_000, flush_seconds=0.3)
+    fn.setup()
+    try:
+        fn.start_bundle()
+        for i in range(12):  # ~250 bytes a point: the byte limit splits them
+            list(fn.process(element(i)))
+        assert FAULTS["batches"] and max(FAULTS["batches"]) < 12
+        written = sum(FAULTS["batches"])
+        list(fn.process(element(100)))
+        time.sleep(0.35)
+        list(fn.process(element(101)))  # the buffer is older than flush_seconds now
+        assert sum(FAULTS["batches"]) == 14 > written
+        list(fn.finish_bundle())
+    finally:
+        fn.teardown()
+
+
+@pytest.mark.parametrize("exc, transient", [
+    (ConnectionError("refused"), True), (TimeoutError(), True), (Http503(), True),
+    (type("E", (Exception,), {"status_code": 429})(), True),
+    (type("E", (Exception,), {"status_code": 400})(), False),
+    (Exception("Vector dimension error: expected dim: 4, got 2"), False),
+    (Exception("Can't init WAL: Kind(WouldBlock)"), True),
+])
+def test_failure_classification(exc, transient):
+    assert is_transient(exc) is transient

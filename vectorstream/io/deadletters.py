@@ -1,0 +1,65 @@
+"""Dead letters: to a JSON-lines file, and reading them back (show, replay)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, Iterator, List, Optional
+
+import apache_beam as beam
+
+
+class AppendJsonLines(beam.DoFn):
+    """Appends one JSON object a line to a local file, flushed at the end of each bundle
+    (before the bundle's offsets are committed). For local runs: on a cluster each worker
+    would write its own machine's file."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._fh = None
+
+    def setup(self):
+        directory = os.path.dirname(os.path.abspath(self._path))
+        os.makedirs(directory, exist_ok=True)
+        self._fh = open(self._path, "a", encoding="utf-8")
+
+    def process(self, record):
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def finish_bundle(self):
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def teardown(self):
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def read_file(path: str) -> Iterator[Dict]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def read_topic(bootstrap: str, topic: str, idle_seconds: float = 3.0,
+               config: Optional[Dict[str, str]] = None) -> Iterator[Dict]:
+    """Every record on the dead-letter topic, from the start, until it has been quiet."""
+    import time
+    import uuid
+    from confluent_kafka import Consumer
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dlq-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         **(config or {})})
+    consumer.subscribe([topic])
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < idle_seconds:
+            batch: List = consumer.consume(500, timeout=0.5)
+            for msg in batch:
+                if msg.error():
+                    continue
+                quiet_since = time.monotonic()
+                yield json.loads(msg.value())
+    finally:
+        consumer.close()
