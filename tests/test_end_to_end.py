@@ -1,16 +1,12 @@
 """End to end on real parts: the Kafka broker, the packaged MiniLM model, the embedded
 Qdrant Edge store (and qdrant-client's local mode for the server code path)."""
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 
-from conftest import consume_all
+from conftest import GroupOffsets, PipelineProcess, consume_all
 from vectorstream.io.produce import generate, make_bad, produce
 from vectorstream.io.qdrant import open_store
 from vectorstream.pipeline.graph import run
@@ -105,59 +101,45 @@ def test_server_code_path_with_qdrant_client_local_mode(kafka, topic, tmp_path):
         store.close()
 
 
-def test_unbounded_run_stores_a_new_event_within_two_windows(kafka, topic, tmp_path):
-    """`vectorstream run` with no bound, as a user starts it. An event produced while it runs
-    must be written within 2 × window_seconds. The sink writes a bundle's points before the
-    runner finalizes the bundle, and only then is the offset committed to the consumer group:
-    so a committed offset past the event proves its point is in the store. The process
-    holds the embedded store, so the search itself runs after it stops."""
-    from confluent_kafka import Consumer, TopicPartition
-    window = 4.0
+def test_unbounded_run_stores_each_new_event_within_two_windows(kafka, topic, tmp_path):
+    """`vectorstream run` with no bound, as a user starts it. A trickle of events (one every
+    3 s) produced while it runs: each must be written within 2 × window_seconds (and within
+    flush_seconds + window). The sink writes a bundle's points before the runner finalizes
+    the bundle, and only then is the offset committed to the consumer group: so a committed
+    offset past the event proves its point is in the store. The process holds the
+    embedded store, so the search itself runs after it stops."""
+    window, flush = 4.0, 1.0
     path = str(tmp_path / "qdrant")
     group = f"stream-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vectorstream", "run", "--bootstrap_servers", kafka,
-         "--topic", topic, "--consumer_group", group, "--window_seconds", str(window),
-         "--qdrant_path", path], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
-    tps = [TopicPartition(topic, p) for p in (0, 1)]
-
-    def committed():
-        return sum(max(0, tp.offset) for tp in consumer.committed(tps, timeout=10))
-
+    offsets = GroupOffsets(kafka, topic, group)
+    pipeline = PipelineProcess("--bootstrap_servers", kafka, "--topic", topic,
+                               "--consumer_group", group, "--window_seconds", str(window),
+                               "--flush_seconds", str(flush), "--qdrant_path", path)
+    probes = []
     try:
         # Warm up: the first event waits for the model to load.
         produce(kafka, topic, list(generate(1, seed=1)))
-        deadline = time.time() + 180
-        while committed() < 1:
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            assert time.time() < deadline, "the pipeline never committed its first event"
-            time.sleep(0.2)
-
-        event = next(generate(1, seed=99))[2]
-        event["product"] = {**event["product"], "id": "probe-product",
-                            "name": "Sıcak su termosu", "description":
-                            "Paslanmaz çelik vakumlu termos, 24 saat sıcak tutar"}
-        started = time.time()
-        produce(kafka, topic, [(b"probe", json.dumps(event, ensure_ascii=False).encode(), event)])
-        while committed() < 2:
-            assert time.time() - started < 4 * window, "event not stored within 4 windows"
-            time.sleep(0.1)
-        elapsed = time.time() - started
-        assert elapsed <= 2 * window, f"stored after {elapsed:.1f}s > 2 × {window}s"
+        offsets.wait_for(1, timeout=180, pipeline=pipeline)
+        for i, (_, _, event) in enumerate(generate(3, seed=99)):
+            event["product"] = {**event["product"], "id": f"probe-{i}",
+                                "name": f"Sıcak su termosu {i}", "description":
+                                f"Paslanmaz çelik vakumlu termos, {12 * (i + 1)} saat sıcak tutar"}
+            started = time.time()
+            produce(kafka, topic, [(b"probe", json.dumps(event, ensure_ascii=False).encode())])
+            offsets.wait_for(2 + i, timeout=4 * window, pipeline=pipeline)
+            elapsed = time.time() - started
+            assert elapsed <= min(2 * window, flush + window), \
+                f"event {i} stored after {elapsed:.1f}s"
+            probes.append(event)
+            time.sleep(3)
     finally:
-        consumer.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        pipeline.stop()
+        offsets.close()
 
     store = open_store(path=path)
     try:
-        hits = store.search(COLLECTION, embed(event["product"]["description"]), limit=1)
-        assert hits[0].id == point_id(event["event_id"])
+        for event in probes:
+            hits = store.search(COLLECTION, embed(event["product"]["description"]), limit=1)
+            assert hits[0].id == point_id(event["event_id"])
     finally:
         store.close()
