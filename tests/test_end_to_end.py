@@ -143,3 +143,25 @@ def test_unbounded_run_stores_each_new_event_within_two_windows(kafka, topic, tm
             assert hits[0].id == point_id(event["event_id"])
     finally:
         store.close()
+
+
+def test_dead_letters_to_a_file_then_show_and_replay(kafka, topic, tmp_path):
+    messages = list(generate(40, products=10, bad_fraction=0.3, seed=8))
+    bad = sorted(m[1] for m in messages if m[2] is None)
+    produce(kafka, topic, messages)
+    letters = tmp_path / "dead.jsonl"
+    run(bounded_argv(kafka, topic, len(messages),
+                     ["--qdrant_path", str(tmp_path / "q"), "--dead_letter_path", str(letters)]))
+    records = [json.loads(line) for line in letters.read_text().splitlines()]
+    assert sorted(original_bytes(r) for r in records) == bad
+
+    from test_options import run_cli
+    shown = run_cli("deadletters", "show", "--path", str(letters))
+    assert shown.returncode == 0 and f"{len(bad)} dead letter(s)" in shown.stdout
+    from vectorstream.io.kafka import ensure_topic
+    fixed = f"{topic}-replayed"
+    ensure_topic(kafka, fixed)
+    replayed = run_cli("deadletters", "replay", "--path", str(letters), "--to_topic", fixed,
+                       "--bootstrap_servers", kafka)
+    assert replayed.returncode == 0, replayed.stderr
+    assert sorted(m.value() or b"" for m in consume_all(kafka, fixed, len(bad))) == bad

@@ -161,6 +161,46 @@ def cmd_model_speed(args, extra) -> int:
     return 0
 
 
+def _dead_letters(args):
+    from vectorstream.io import deadletters
+    if args.path:
+        return list(deadletters.read_file(args.path))
+    return list(deadletters.read_topic(args.bootstrap_servers,
+                                       args.dead_letter_topic or f"{args.topic}.dlq",
+                                       idle_seconds=args.idle_seconds))
+
+
+def cmd_deadletters(args, extra) -> int:
+    from vectorstream.transforms.parse import original_bytes
+    records = _dead_letters(args)
+    if args.stage:
+        records = [r for r in records if r.get("stage") == args.stage]
+    if args.action == "show":
+        if args.json:
+            for record in records:
+                print(json.dumps(record, ensure_ascii=False))
+            return 0
+        for r in records:
+            src = r.get("source") or {}
+            original = r.get("original") or ""
+            if r.get("original_encoding") == "base64":
+                original = f"<{len(original_bytes(r) or b'')} bytes, not UTF-8>"
+            elif len(original) > 80:
+                original = original[:77] + "..."
+            print(f"{r.get('time')}  {r.get('stage'):5s}  {src.get('topic')}[{src.get('partition')}]"
+                  f"@{src.get('offset')}  {r.get('reason')}\n    {original!r}")
+        print(f"{len(records)} dead letter(s)")
+        return 0
+    from vectorstream.io.kafka import partitions_of
+    from vectorstream.io.produce import produce
+    target = args.to_topic or args.topic
+    partitions_of(args.bootstrap_servers, target)  # a missing topic is a clear error
+    messages = [(None, original_bytes(r)) for r in records if original_bytes(r) is not None]
+    sent = produce(args.bootstrap_servers, target, messages) if messages else 0
+    print(f"re-published {sent} original message(s) to {target}")
+    return 0
+
+
 def cmd_demo(args, extra) -> int:
     from vectorstream.demo import demo
     return demo(args)
@@ -207,6 +247,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _store_flags(p)
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("deadletters", help="Show dead letters, or replay their originals.")
+    p.add_argument("action", choices=("show", "replay"))
+    _kafka_flags(p)
+    p.add_argument("--dead_letter_topic", default=None, help="Default: <topic>.dlq.")
+    p.add_argument("--path", default=None, help="Read a --dead_letter_path JSONL file instead.")
+    p.add_argument("--stage", choices=("parse", "embed", "write"), default=None)
+    p.add_argument("--json", action="store_true", help="show: one JSON record a line.")
+    p.add_argument("--to_topic", default=None, help="replay: where to (default --topic).")
+    p.add_argument("--idle_seconds", type=float, default=3.0,
+                   help="Stop reading the topic after it has been quiet this long.")
+    p.set_defaults(func=cmd_deadletters)
 
     p = sub.add_parser("model-speed", help="Sentences/s of the embedding model alone.")
     p.add_argument("--count", type=int, default=2000)

@@ -43,6 +43,9 @@ _LOG = logging.getLogger(__name__)
 _STORES: Dict[Tuple, List] = {}  # key -> [store, users]
 _STORES_LOCK = threading.Lock()
 
+# Payload fields the pipeline adds to the event.
+ADDED_FIELDS = ("kafka", "model", "ingested_at")
+
 TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
 TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
 
@@ -205,8 +208,11 @@ class WriteToQdrantFn(beam.DoFn):
                 point = points[0]
                 kafka = point.payload.get("kafka") or {}
                 _LOG.warning("Qdrant refused point %s: %s", point.id, exc)
+                # The original is the validated event, without what the pipeline added,
+                # so `vectorstream deadletters replay` can publish it again as it was.
+                event = {k: v for k, v in point.payload.items() if k not in ADDED_FIELDS}
                 return [dead_letter("write", f"Qdrant refused the point: {exc}",
-                                    json.dumps(point.payload, ensure_ascii=False).encode(),
+                                    json.dumps(event, ensure_ascii=False).encode(),
                                     {k: kafka.get(k) for k in ("topic", "partition", "offset")})]
             middle = len(points) // 2
             return self._write(points[:middle]) + self._write(points[middle:])

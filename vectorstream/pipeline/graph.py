@@ -78,6 +78,8 @@ class EventsToQdrant(beam.PTransform):
                  batch_size=vs.write_batch_size, batch_bytes=vs.write_batch_bytes,
                  flush_seconds=vs.flush_seconds, retry_seconds=vs.write_retry_seconds,
                  opener=self._opener)))
+        write_failures = write_failures | "Dead letters leave the windows" >> beam.WindowInto(
+            beam.window.GlobalWindows())
         dead_letters = ((parsed[DEAD_LETTERS], write_failures)
                         | "All dead letters" >> beam.Flatten())
         return {"events": windowed, "dead_letters": dead_letters}
