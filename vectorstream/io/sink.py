@@ -35,6 +35,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from vectorstream.io.qdrant import Point, Store, open_store
+from vectorstream.pipeline.progress import TALLY
 from vectorstream.transforms.events import format_time
 from vectorstream.transforms.parse import dead_letter
 
@@ -205,6 +206,7 @@ class WriteToQdrantFn(beam.DoFn):
         except Exception as exc:  # permanent: isolate the bad points
             if len(points) == 1:
                 self.dead.inc()
+                TALLY.add("dead")
                 point = points[0]
                 kafka = point.payload.get("kafka") or {}
                 _LOG.warning("Qdrant refused point %s: %s", point.id, exc)
@@ -217,12 +219,16 @@ class WriteToQdrantFn(beam.DoFn):
             middle = len(points) // 2
             return self._write(points[:middle]) + self._write(points[middle:])
         self.written.inc(len(points))
+        TALLY.add("written", len(points))
         self.batch_sizes.update(len(points))
         done_ms = int(time.time() * 1000)
+        latencies = []
         for point in points:
             produced = (point.payload.get("kafka") or {}).get("timestamp_ms")
             if produced:
                 self.latency_ms.update(done_ms - produced)
+                latencies.append((done_ms - produced) / 1000.0)
+        TALLY.latencies(latencies)
         return []
 
     def _upsert(self, points: List[Point]) -> None:
@@ -245,6 +251,7 @@ class WriteToQdrantFn(beam.DoFn):
                         f"{self._retry_seconds:g}): {exc}") from exc
                 delay = max(delay, retry_after_seconds(exc) or 0.0)
                 self.retries.inc()
+                TALLY.add("retries")
                 _LOG.warning("Qdrant write failed (%s), retrying %d points in %.1fs",
                              exc, len(points), delay)
                 time.sleep(delay)

@@ -136,7 +136,16 @@ def run(argv: Optional[List[str]] = None, wait: bool = True):
     model = preflight(options)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, options, model)
-    result = pipeline.run()
-    if wait:
-        result.wait_until_finish()
+    reporter = None
+    if vs.progress_seconds > 0:
+        from vectorstream.pipeline.progress import ProgressReporter
+        reporter = ProgressReporter(vs.progress_seconds)
+        reporter.start()
+    try:
+        result = pipeline.run()
+        if wait:
+            result.wait_until_finish()
+    finally:
+        if reporter is not None:
+            reporter.stop()
     return result

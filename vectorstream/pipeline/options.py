@@ -60,6 +60,8 @@ class VectorStreamOptions(PipelineOptions):
                               help="Where the model runs: auto picks CUDA when present.")
         pipeline.add_argument("--inference_batch_size", type=_positive_int, default=64,
                               help="Largest batch of texts the model embeds at once.")
+        pipeline.add_argument("--progress_seconds", type=float, default=10.0,
+                              help="Print a one-line progress summary this often (0: never).")
         qdrant = parser.add_argument_group("Qdrant")
         qdrant.add_argument("--qdrant_url", default=None,
                             help="Qdrant server URL (http(s)://host:6333; API key from "

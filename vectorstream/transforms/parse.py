@@ -14,6 +14,7 @@ from typing import Any, Dict, NamedTuple, Optional
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from vectorstream.pipeline.progress import TALLY
 from vectorstream.transforms.events import InvalidEvent, format_time, parse_event
 
 DEAD_LETTERS = "dead_letters"
@@ -66,10 +67,12 @@ class _ParseFn(beam.DoFn):
 
     def process(self, message):
         self.read.inc()
+        TALLY.add("read")
         try:
             event = parse_event(message.value)
         except InvalidEvent as exc:
             self.invalid.inc()
+            TALLY.add("invalid")
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
                 "parse", str(exc), message.value,
                 {"topic": message.topic, "partition": message.partition,
