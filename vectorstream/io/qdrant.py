@@ -36,6 +36,7 @@ class Point:
     id: str
     vector: Sequence[float]
     payload: Dict[str, Any]
+    window: Any = None  # the Beam window it came from (the sink's dead letters go there)
 
 
 @dataclass
@@ -57,6 +58,10 @@ class Store:
         raise NotImplementedError
 
     def count(self, name: str) -> int:
+        raise NotImplementedError
+
+    def payload_field(self, name: str, ids: List[str], field: str) -> Dict[str, Any]:
+        """{id: payload[field]} for the ids that exist."""
         raise NotImplementedError
 
     def search(self, name: str, vector: Sequence[float], limit: int = 5,
@@ -138,6 +143,10 @@ class EdgeStore(Store):
     def count(self, name: str) -> int:
         import qdrant_edge as q
         return self._open(name).count(q.CountRequest(exact=True))
+
+    def payload_field(self, name, ids, field):
+        records = self._open(name).retrieve(list(ids), with_payload=[field], with_vector=False)
+        return {str(r.id): (r.payload or {}).get(field) for r in records}
 
     def search(self, name, vector, limit=5, match=None):
         import qdrant_edge as q
@@ -233,6 +242,11 @@ class ServerStore(Store):
 
     def count(self, name):
         return self.client.count(name, exact=True).count
+
+    def payload_field(self, name, ids, field):
+        records = self.client.retrieve(name, ids=list(ids), with_payload=[field],
+                                       with_vectors=False)
+        return {str(r.id): (r.payload or {}).get(field) for r in records}
 
     def search(self, name, vector, limit=5, match=None):
         from qdrant_client import models

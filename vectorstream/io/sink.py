@@ -31,7 +31,6 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.retry import FuzzedExponentialIntervals
-from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from vectorstream.io.qdrant import Point, Store, open_store
@@ -45,7 +44,7 @@ _STORES: Dict[Tuple, List] = {}  # key -> [store, users]
 _STORES_LOCK = threading.Lock()
 
 # Payload fields the pipeline adds to the event.
-ADDED_FIELDS = ("kafka", "model", "ingested_at")
+ADDED_FIELDS = ("kafka", "model", "ingested_at", "event_hash")
 
 TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
 TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
@@ -167,34 +166,66 @@ class WriteToQdrantFn(beam.DoFn):
     def start_bundle(self):
         self._buffer, self._buffered_bytes = [], 0
 
-    def process(self, element):
+    def process(self, element, window=beam.DoFn.WindowParam):
         event, vector = element
         payload = dict(event.payload)
         payload["model"] = self._model_name
-        point = Point(event.point_id, vector, payload)
+        point = Point(event.point_id, vector, payload, window)
         size = _point_bytes(point)
         if self._buffer and self._buffered_bytes + size > self._batch_bytes:
-            yield from self._flush()
+            yield from (record for record, _ in self._flush())
         if not self._buffer:
             self._oldest = time.monotonic()
         self._buffer.append(point)
         self._buffered_bytes += size
         if (len(self._buffer) >= self._batch_size
                 or time.monotonic() - self._oldest >= self._flush_seconds):
-            yield from self._flush()
+            yield from (record for record, _ in self._flush())
 
     def finish_bundle(self):
-        for record in self._flush():
-            yield WindowedValue(record, Timestamp.now(), [GlobalWindow()])
+        for record, window in self._flush():
+            window = window if window is not None else GlobalWindow()
+            yield WindowedValue(record, window.max_timestamp(), [window])
 
     def _flush(self):
         if not self._buffer:
             return []
         points, self._buffer, self._buffered_bytes = self._buffer, [], 0
-        return self._write(points)
+        points, conflicts = self._without_conflicts(points)
+        return conflicts + (self._write(points) if points else [])
 
-    def _write(self, points: List[Point]) -> List[dict]:
-        """Writes `points`; returns dead-letter records for the ones Qdrant refuses."""
+    def _without_conflicts(self, points: List[Point]):
+        """Drops points whose event_id is already stored (or earlier in the batch) with
+        different content: those are dead letters. Same content is a replay: written again."""
+        fresh: Dict[str, Point] = {}
+        dead = []
+        stored = self._with_retries(lambda: self._store.payload_field(
+            self._collection, list({p.id for p in points}), "event_hash"))
+        for point in points:
+            seen = fresh.get(point.id)
+            known = seen.payload.get("event_hash") if seen else stored.get(point.id)
+            if known is not None and known != point.payload.get("event_hash"):
+                dead.append(self._dead_letter(point, (
+                    f"duplicate event_id {point.payload.get('event_id')!r} with different "
+                    f"content: the first event with this id is kept")))
+                continue
+            fresh[point.id] = point
+        return list(fresh.values()), dead
+
+    def _dead_letter(self, point: Point, reason: str) -> dict:
+        self.dead.inc()
+        TALLY.add("dead")
+        kafka = point.payload.get("kafka") or {}
+        _LOG.warning("dead letter for point %s: %s", point.id, reason)
+        # The original is the validated event, without what the pipeline added, so
+        # `vectorstream deadletters replay` can publish it again as it was.
+        event = {k: v for k, v in point.payload.items() if k not in ADDED_FIELDS}
+        record = dead_letter("write", reason, json.dumps(event, ensure_ascii=False).encode(),
+                             {k: kafka.get(k) for k in ("topic", "partition", "offset")})
+        return record, point.window
+
+    def _write(self, points: List[Point]) -> List[tuple]:
+        """Writes `points`; returns (dead-letter record, window) for those Qdrant refuses."""
         now = time.time()
         stamp = format_time(dt.datetime.fromtimestamp(now, dt.timezone.utc))
         for point in points:
@@ -205,17 +236,7 @@ class WriteToQdrantFn(beam.DoFn):
             raise
         except Exception as exc:  # permanent: isolate the bad points
             if len(points) == 1:
-                self.dead.inc()
-                TALLY.add("dead")
-                point = points[0]
-                kafka = point.payload.get("kafka") or {}
-                _LOG.warning("Qdrant refused point %s: %s", point.id, exc)
-                # The original is the validated event, without what the pipeline added,
-                # so `vectorstream deadletters replay` can publish it again as it was.
-                event = {k: v for k, v in point.payload.items() if k not in ADDED_FIELDS}
-                return [dead_letter("write", f"Qdrant refused the point: {exc}",
-                                    json.dumps(event, ensure_ascii=False).encode(),
-                                    {k: kafka.get(k) for k in ("topic", "partition", "offset")})]
+                return [self._dead_letter(points[0], f"Qdrant refused the point: {exc}")]
             middle = len(points) // 2
             return self._write(points[:middle]) + self._write(points[middle:])
         self.written.inc(len(points))
@@ -232,14 +253,16 @@ class WriteToQdrantFn(beam.DoFn):
         return []
 
     def _upsert(self, points: List[Point]) -> None:
-        """One upsert, retried while the failure is transient and the budget lasts."""
+        self._with_retries(lambda: self._store.upsert(self._collection, points), len(points))
+
+    def _with_retries(self, call, n_points: int = 0):
+        """One store call, retried while the failure is transient and the budget lasts."""
         delays = iter(FuzzedExponentialIntervals(0.2, 10000, max_delay_secs=10.0,
                                                  stop_after_secs=self._retry_seconds))
         started = time.monotonic()
         while True:
             try:
-                self._store.upsert(self._collection, points)
-                return
+                return call()
             except Exception as exc:  # pylint: disable=broad-except
                 if not is_transient(exc):
                     raise
@@ -252,8 +275,8 @@ class WriteToQdrantFn(beam.DoFn):
                 delay = max(delay, retry_after_seconds(exc) or 0.0)
                 self.retries.inc()
                 TALLY.add("retries")
-                _LOG.warning("Qdrant write failed (%s), retrying %d points in %.1fs",
-                             exc, len(points), delay)
+                _LOG.warning("Qdrant call failed (%s), retrying (%d points) in %.1fs",
+                             exc, n_points, delay)
                 time.sleep(delay)
 
     def teardown(self):

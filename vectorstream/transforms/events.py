@@ -19,6 +19,9 @@ POINT_NAMESPACE = uuid.UUID("6f1e9f0c-3b7a-5d2e-9c4b-8a1d2e3f4a5b")
 
 NonEmpty = Field(min_length=1, max_length=1_000)
 
+# Larger messages are refused before parsing: no real event is near this size.
+MAX_MESSAGE_BYTES = 1_000_000
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False,
@@ -93,6 +96,8 @@ def parse_event(raw: bytes) -> Event:
     """Validates one Kafka message value; raises InvalidEvent with a readable reason."""
     if raw is None or len(raw) == 0:
         raise InvalidEvent("empty message")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidEvent(f"message too large: {len(raw)} bytes (limit {MAX_MESSAGE_BYTES})")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:

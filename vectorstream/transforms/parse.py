@@ -7,6 +7,7 @@ The dead-letter record is one JSON object for every stage:
 from __future__ import annotations
 
 import base64
+import hashlib
 import datetime as dt
 import json
 from typing import Any, Dict, NamedTuple, Optional
@@ -80,6 +81,10 @@ class _ParseFn(beam.DoFn):
             return
         self.valid.inc()
         payload = event.payload()
+        # A fingerprint of the event's content: a replay has the same one, a different
+        # event reusing the event_id does not (the sink refuses that one).
+        payload["event_hash"] = hashlib.sha1(
+            json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
         payload["kafka"] = {"topic": message.topic, "partition": message.partition, "offset": message.offset,
                             "timestamp_ms": message.timestamp_ms}
         yield ParsedEvent(event.point_id, payload, event.text)
