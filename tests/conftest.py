@@ -9,6 +9,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 KAFKA_PORT = int(os.environ.get("VECTORSTREAM_TEST_KAFKA_PORT", "39092"))
+KAFKA_SASL_PORT = KAFKA_PORT + 2  # SASL_PLAINTEXT (PLAIN) listener of the same broker
+SASL_USER, SASL_PASSWORD = "vectorstream", "s3cr3t-Pa55word"
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +21,8 @@ def kafka_broker(tmp_path_factory):
     if port_open("127.0.0.1", KAFKA_PORT):
         yield None
         return
-    broker = LocalKafka(str(tmp_path_factory.mktemp("kafka")), port=KAFKA_PORT)
+    broker = LocalKafka(str(tmp_path_factory.mktemp("kafka")), port=KAFKA_PORT,
+                        sasl_port=KAFKA_SASL_PORT, sasl_users={SASL_USER: SASL_PASSWORD})
     broker.start()
     yield broker
     from vectorstream.io.kafka import _close_committers

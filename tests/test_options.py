@@ -68,3 +68,11 @@ def test_run_help_lists_the_flags():
                  "--device", "--inference_batch_size", "--qdrant_url", "--qdrant_path",
                  "--collection", "--dead_letter_topic"):
         assert flag in proc.stdout
+
+
+def test_secrets_only_by_reference():
+    with pytest.raises(UsageError, match="must not be given inline"):
+        parse_options(["--kafka_config", "sasl.password=hunter2"])
+    extra = parse_options(["--kafka_config", "sasl.password=env:X", "--kafka_config",
+                           "client.id=vs"]).view_as(VectorStreamOptions).kafka_extra()
+    assert extra == {"sasl.password": "env:X", "client.id": "vs"}

@@ -289,14 +289,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from vectorstream.io.kafka import KafkaUnavailable
+    from vectorstream.io.kafka import KafkaConfigError, KafkaUnavailable
     from vectorstream.io.qdrant import StoreError
     from vectorstream.pipeline.options import UsageError
     from vectorstream.runners.maven import MavenError
     from vectorstream.transforms.embed import ModelError
     try:
         return args.func(args, extra)
-    except (CliError, UsageError, KafkaUnavailable, StoreError, MavenError, ModelError) as exc:
+    except (CliError, UsageError, KafkaUnavailable, KafkaConfigError, StoreError, MavenError,
+            ModelError) as exc:
         print(f"vectorstream: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

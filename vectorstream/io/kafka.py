@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 from typing import Dict, List, NamedTuple, Optional
@@ -39,9 +40,55 @@ class KafkaUnavailable(RuntimeError):
     """The broker cannot be reached; the message says what to do."""
 
 
+# librdkafka settings that hold secrets: never given inline, never logged.
+SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password",
+                         "ssl.truststore.password", "sasl.oauthbearer.client.secret"})
+
+
+class KafkaConfigError(ValueError):
+    """A --kafka_config setting that cannot be used; the message says what to do."""
+
+
+def check_secrets_by_reference(extra: Optional[Dict[str, str]]) -> None:
+    """Secrets must come from the environment or a file, never from the command line."""
+    for key, value in (extra or {}).items():
+        if key in SECRET_KEYS and not str(value).startswith(("env:", "file:")):
+            raise KafkaConfigError(
+                f"--kafka_config {key} must not be given inline (it would show in the process "
+                f"list and in logs): use {key}=env:VARIABLE or {key}=file:/path/to/secret")
+
+
+def resolve_secrets(extra: Optional[Dict[str, str]]) -> Dict[str, str]:
+    """Replaces env:NAME and file:PATH values by what they point at."""
+    resolved = {}
+    for key, value in (extra or {}).items():
+        value = str(value)
+        if value.startswith("env:"):
+            name = value[4:]
+            if name not in os.environ:
+                raise KafkaConfigError(f"--kafka_config {key} names the environment variable "
+                                       f"{name}, which is not set: export it first")
+            value = os.environ[name]
+        elif value.startswith("file:"):
+            try:
+                with open(value[5:], encoding="utf-8") as fh:
+                    value = fh.read().strip()
+            except OSError as exc:
+                raise KafkaConfigError(f"--kafka_config {key}: cannot read {value[5:]} "
+                                       f"({exc.strerror})") from None
+        resolved[key] = value
+    return resolved
+
+
+def redact(config: Dict[str, str]) -> Dict[str, str]:
+    return {k: ("***" if k in SECRET_KEYS else v) for k, v in config.items()}
+
+
 def client_config(bootstrap_servers: str, extra: Optional[Dict[str, str]] = None) -> dict:
+    """The librdkafka settings of a client, secrets resolved: build it where the client is
+    made, and never keep or log it."""
     config = {"bootstrap.servers": bootstrap_servers}
-    config.update(extra or {})
+    config.update(resolve_secrets(extra))
     return config
 
 
@@ -140,9 +187,10 @@ def _event_time_ms(value: Optional[bytes]) -> Optional[int]:
 class KafkaCheckpointMark(CheckpointMark):
     """Where a partition's reader resumes: the next offset, and the bounded-run budget."""
 
-    def __init__(self, config: dict, group: str, topic: str, partition: int, next_offset: int,
-                 records_read: int, deadline: Optional[float]):
-        self.config = config
+    def __init__(self, bootstrap_servers: str, extra: Dict[str, str], group: str, topic: str,
+                 partition: int, next_offset: int, records_read: int, deadline: Optional[float]):
+        self.bootstrap_servers = bootstrap_servers
+        self.extra = extra  # secrets stay references (env:/file:), resolved when used
         self.group = group
         self.topic = topic
         self.partition = partition
@@ -155,7 +203,7 @@ class KafkaCheckpointMark(CheckpointMark):
         if self.next_offset < 0 or not self.group:
             return
         from confluent_kafka import TopicPartition
-        consumer = _committer(self.config, self.group)
+        consumer = _committer(self.bootstrap_servers, self.extra, self.group)
         consumer.commit(offsets=[TopicPartition(self.topic, self.partition, self.next_offset)],
                         asynchronous=False)
         _LOG.debug("committed %s[%d] @ %d for group %s", self.topic, self.partition,
@@ -178,14 +226,15 @@ def _close_committers() -> None:
         _COMMITTERS.clear()
 
 
-def _committer(config: dict, group: str):
+def _committer(bootstrap_servers: str, extra: Dict[str, str], group: str):
     """One consumer per (cluster, group) in this process, used only to commit offsets."""
     from confluent_kafka import Consumer
-    key = (tuple(sorted(config.items())), group)
+    key = (bootstrap_servers, tuple(sorted(extra.items())), group)
     with _COMMITTERS_LOCK:
         consumer = _COMMITTERS.get(key)
         if consumer is None:
-            consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
+            consumer = Consumer({**client_config(bootstrap_servers, extra), "group.id": group,
+                                 "enable.auto.commit": False})
             _COMMITTERS[key] = consumer
         return consumer
 
@@ -361,9 +410,9 @@ class KafkaPartitionReader(UnboundedReader):
 
     def get_checkpoint_mark(self) -> KafkaCheckpointMark:
         src = self._source
-        return KafkaCheckpointMark(client_config(src.bootstrap_servers, src.config), src.group,
-                                   src.topic, self._partition, self._next_offset,
-                                   self._records_read, self._deadline)
+        return KafkaCheckpointMark(src.bootstrap_servers, src.config, src.group, src.topic,
+                                   self._partition, self._next_offset, self._records_read,
+                                   self._deadline)
 
 
 class _MultiPartitionReader(UnboundedReader):
@@ -474,14 +523,16 @@ class WriteToKafkaTopic(beam.DoFn):
 
     def __init__(self, bootstrap_servers: str, topic: str,
                  config: Optional[Dict[str, str]] = None):
-        self._config = client_config(bootstrap_servers, config)
+        self._bootstrap_servers = bootstrap_servers
+        self._extra = dict(config or {})
         self._topic = topic
         self._producer = None
         self._failed: list = []
 
     def setup(self):
         from confluent_kafka import Producer
-        self._producer = Producer({**self._config, "linger.ms": 5,
+        self._producer = Producer({**client_config(self._bootstrap_servers, self._extra),
+                                   "linger.ms": 5,
                                    "message.max.bytes": 16_000_000})
 
     def _on_delivery(self, err, msg):

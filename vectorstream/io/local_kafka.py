@@ -45,10 +45,15 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 class LocalKafka:
     def __init__(self, data_dir: str = "./data/kafka", port: int = 9092,
-                 controller_port: Optional[int] = None):
+                 controller_port: Optional[int] = None, sasl_port: Optional[int] = None,
+                 sasl_users: Optional[dict] = None):
+        """`sasl_port` adds a SASL_PLAINTEXT (PLAIN) listener for `sasl_users` {name: password}
+        (tests of authenticated clients)."""
         self.data_dir = os.path.abspath(data_dir)
         self.port = port
         self.controller_port = controller_port or port + 1
+        self.sasl_port = sasl_port
+        self.sasl_users = sasl_users or {}
         self.pid_file = os.path.join(self.data_dir, "broker.pid")
         self.log_file = os.path.join(self.data_dir, "broker.log")
 
@@ -76,14 +81,24 @@ class LocalKafka:
     def _write_config(self) -> str:
         logs = os.path.join(self.data_dir, "logs")
         path = os.path.join(self.data_dir, "server.properties")
+        listeners = f"PLAINTEXT://127.0.0.1:{self.port}"
+        sasl = ""
+        if self.sasl_port:
+            listeners += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl_users.items())
+            sasl = ("sasl.enabled.mechanisms=PLAIN\n"
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};\n")
         with open(path, "w") as fh:
             fh.write(f"""process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}
-listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+listeners={listeners},CONTROLLER://127.0.0.1:{self.controller_port}
+advertised.listeners={listeners}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+{sasl}
 log.dirs={logs}
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -109,6 +124,7 @@ auto.create.topics.enable=false
         copy_dependencies(POM, jars)
         os.makedirs(self.data_dir, exist_ok=True)
         config = self._write_config()
+        os.chmod(config, 0o600)  # it may hold the SASL users' passwords
         classpath = os.path.join(jars, "*")
         if not os.path.exists(os.path.join(self.data_dir, "logs", "meta.properties")):
             # Kafka's own ids never start with "-" (it would read as a flag); neither do ours.

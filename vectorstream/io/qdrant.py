@@ -272,10 +272,24 @@ class ServerStore(Store):
         self.client.close()
 
 
+def qdrant_api_key() -> Optional[str]:
+    """The API key, from QDRANT_API_KEY or the file QDRANT_API_KEY_FILE names; never a flag."""
+    if os.environ.get("QDRANT_API_KEY"):
+        return os.environ["QDRANT_API_KEY"]
+    path = os.environ.get("QDRANT_API_KEY_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.read().strip()
+        except OSError as exc:
+            raise StoreError(f"QDRANT_API_KEY_FILE {path} cannot be read ({exc.strerror})") from None
+    return None
+
+
 def open_store(url: Optional[str] = None, path: Optional[str] = None) -> Store:
     """The store the flags name: --qdrant_url wins when given, else --qdrant_path."""
     if url:
-        return ServerStore(url, api_key=os.environ.get("QDRANT_API_KEY"))
+        return ServerStore(url, api_key=qdrant_api_key())
     if not path:
         raise StoreError("no Qdrant store given: set --qdrant_path DIR or --qdrant_url URL.")
     return EdgeStore(path)

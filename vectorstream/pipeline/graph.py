@@ -92,7 +92,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions,
     model = model or choose_model(vs.model)
     source = KafkaSource(vs.bootstrap(), vs.topic, group=vs.consumer_group,
                          start_from=vs.start_from, max_num_records=vs.max_num_records,
-                         max_read_time=vs.max_read_time)
+                         max_read_time=vs.max_read_time, config=vs.kafka_extra())
     outputs = (pipeline
                | "Read events from Kafka" >> ReadEvents(source)
                | "Events to Qdrant" >> EventsToQdrant(options, model))
@@ -103,7 +103,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions,
         (outputs["dead_letters"]
          | "Encode dead letters" >> beam.Map(encode_dead_letter)
          | "Write dead letters to Kafka" >> beam.ParDo(WriteToKafkaTopic(
-             vs.bootstrap(), vs.dead_letter_topic_name())))
+             vs.bootstrap(), vs.dead_letter_topic_name(), vs.kafka_extra())))
     return outputs
 
 
@@ -115,9 +115,9 @@ def preflight(options: PipelineOptions) -> ModelChoice:
     from vectorstream.transforms.embed import resolve_device
     resolve_device(vs.device)
     if not vs.dead_letter_path:
-        ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name())
+        ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name(), extra=vs.kafka_extra())
     from vectorstream.io.kafka import partitions_of
-    partitions_of(vs.bootstrap(), vs.topic)
+    partitions_of(vs.bootstrap(), vs.topic, vs.kafka_extra())
     store = open_store(url=vs.qdrant_url, path=None if vs.qdrant_url else vs.qdrant_path)
     try:
         store.ensure_collection(vs.collection, model.dim)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from apache_beam.options.pipeline_options import (KafkaStreamsRunnerOptions, PipelineOptions,
                                                   _BeamArgumentParser)
@@ -10,6 +10,16 @@ from apache_beam.options.pipeline_options import (KafkaStreamsRunnerOptions, Pip
 
 class UsageError(ValueError):
     """A bad flag or combination of flags; the message says what to do."""
+
+
+def parse_key_values(items: Optional[List[str]], flag: str) -> Dict[str, str]:
+    result = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {key!r} must look like key=value")
+        result[key.strip()] = value
+    return result
 
 
 def _positive_int(text: str) -> int:
@@ -45,6 +55,11 @@ class VectorStreamOptions(PipelineOptions):
         kafka.add_argument("--max_read_time", type=_positive_float, default=None,
                            help="Stop reading after this many seconds (bounded run, as in "
                                 "Beam's ReadFromKafka).")
+        kafka.add_argument("--kafka_config", action="append", default=None,
+                           metavar="KEY=VALUE",
+                           help="librdkafka setting for every Kafka client, repeatable (e.g. "
+                                "security.protocol=SASL_SSL). Secrets by reference only: "
+                                "sasl.password=env:VAR or sasl.password=file:PATH.")
         kafka.add_argument("--dead_letter_topic", default=None,
                            help="Topic for dead letters (default: <topic>.dlq).")
         kafka.add_argument("--dead_letter_path", default=None,
@@ -83,6 +98,9 @@ class VectorStreamOptions(PipelineOptions):
 
     def bootstrap(self) -> str:
         return self.view_as(KafkaStreamsRunnerOptions).bootstrap_servers
+
+    def kafka_extra(self) -> Dict[str, str]:
+        return parse_key_values(self.kafka_config, "--kafka_config")
 
     def dead_letter_topic_name(self) -> str:
         return self.dead_letter_topic or f"{self.topic}.dlq"
@@ -127,6 +145,11 @@ def parse_options(argv: Optional[List[str]]) -> PipelineOptions:
     if vs.write_batch_bytes > 30_000_000:
         raise UsageError("--write_batch_bytes must stay under Qdrant's 32 MB request limit "
                          "(at most 30000000)")
+    from vectorstream.io.kafka import KafkaConfigError, check_secrets_by_reference
+    try:
+        check_secrets_by_reference(vs.kafka_extra())
+    except KafkaConfigError as exc:
+        raise UsageError(str(exc)) from None
     if vs.write_retry_seconds < 0:
         raise UsageError("--write_retry_seconds must not be negative")
     if vs.dead_letter_topic_name() == vs.topic:
