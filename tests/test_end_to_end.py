@@ -49,6 +49,15 @@ def test_valid_events_are_stored_and_malformed_ones_dead_lettered(kafka, topic, 
     assert counters["events_read"] == len(messages)
     assert counters["events_invalid"] == len(bad)
     assert counters["points_written"] == len(valid)
+    assert counters["dead_letters"] == len(bad)
+    distributions = {d.key.metric.name: d.committed
+                     for d in result.metrics().query()["distributions"]}
+    assert distributions["write_batch_size"].sum == len(valid)
+    assert distributions["event_to_stored_ms"].count == len(valid)
+    assert distributions["inference_batch_latency_micro_secs"].count >= 1
+    inferences = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]
+                  if c.key.metric.namespace == "vectorstream.embed"}
+    assert inferences["num_inferences"] == len(valid)
 
     store = open_store(path=path)
     try:

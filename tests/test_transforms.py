@@ -60,3 +60,40 @@ def test_windows_dead_letters_and_stored_points(tmp_path):
             point_id(e) for e in ("a", "b", "c")}
     finally:
         store.close()
+
+
+class FailingOnBombs:
+    """Fault injected at the model boundary (a real model cannot be made to fail on
+    demand): the packaged model, except that a batch holding "💥" raises."""
+
+    def __new__(cls, *args, **kwargs):
+        from vectorstream.transforms.embed import SentenceEmbeddingHandler
+
+        class Handler(SentenceEmbeddingHandler):
+            def run_inference(self, batch, model, inference_args=None):
+                if any("💥" in text for text in batch):
+                    raise RuntimeError("CUDA out of memory (injected)")
+                return super().run_inference(batch, model, inference_args)
+
+        return Handler(*args, **kwargs)
+
+
+def test_embedding_failures_become_dead_letters(tmp_path):
+    options = PipelineOptions(["--qdrant_path", str(tmp_path / "q"),
+                               "--inference_batch_size", "1"])
+    bomb = json.loads(message(1, 2, "b").value)
+    bomb["product"]["name"] = "💥 bomb"
+    messages = [message(0, 1, "a"),
+                message(1, 2, value=json.dumps(bomb, ensure_ascii=False).encode())]
+    with TestPipeline(options=options) as p:
+        out = (p | beam.Create(messages)
+               | EventsToQdrant(options, choose_model(None), handler_class=FailingOnBombs))
+        assert_that(out["dead_letters"] | beam.Map(
+            lambda r: (r["stage"], json.loads(r["original"])["event_id"],
+                       "out of memory" in r["reason"])),
+            equal_to([("embed", "b", True)]))
+    store = open_store(path=str(tmp_path / "q"))
+    try:
+        assert {h.id for h in store.scroll("ecommerce_events")} == {point_id("a")}
+    finally:
+        store.close()

@@ -16,6 +16,8 @@ class AppendJsonLines(beam.DoFn):
     def __init__(self, path: str):
         self._path = path
         self._fh = None
+        from apache_beam.metrics import Metrics
+        self._written = Metrics.counter("vectorstream", "dead_letters")
 
     def setup(self):
         directory = os.path.dirname(os.path.abspath(self._path))
@@ -23,6 +25,7 @@ class AppendJsonLines(beam.DoFn):
         self._fh = open(self._path, "a", encoding="utf-8")
 
     def process(self, record):
+        self._written.inc()
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def finish_bundle(self):

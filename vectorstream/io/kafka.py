@@ -528,6 +528,8 @@ class WriteToKafkaTopic(beam.DoFn):
         self._topic = topic
         self._producer = None
         self._failed: list = []
+        from apache_beam.metrics import Metrics
+        self._written = Metrics.counter("vectorstream", "dead_letters")
 
     def setup(self):
         from confluent_kafka import Producer
@@ -541,6 +543,7 @@ class WriteToKafkaTopic(beam.DoFn):
 
     def process(self, element):
         key, value = element
+        self._written.inc()
         while True:
             try:
                 self._producer.produce(self._topic, value=value, key=key,

@@ -22,7 +22,8 @@ from vectorstream.io.sink import WriteToQdrantFn
 from vectorstream.pipeline.options import VectorStreamOptions, parse_options
 from vectorstream.transforms.embed import (SentenceEmbeddingHandler, check_model_path,
                                            default_model_path, model_dimension)
-from vectorstream.transforms.parse import DEAD_LETTERS, ParseEvents, encode_dead_letter
+from vectorstream.transforms.parse import (DEAD_LETTERS, ParseEvents, dead_letter,
+                                           encode_dead_letter)
 
 _LOG = logging.getLogger(__name__)
 
@@ -45,6 +46,18 @@ def choose_model(model: Optional[str]) -> ModelChoice:
     return ModelChoice(path, DEFAULT_MODEL_NAME, model_dimension(path))
 
 
+def embed_dead_letters(batch, error):
+    """RunInference's failed batch → one dead letter per event in it (stage "embed")."""
+    import json
+    from vectorstream.io.sink import ADDED_FIELDS
+    reason = f"embedding failed: {error!r}" if not isinstance(error, str) else error
+    for event, _text in batch:
+        original = {k: v for k, v in event.payload.items() if k not in ADDED_FIELDS}
+        kafka = event.payload.get("kafka") or {}
+        yield dead_letter("embed", reason, json.dumps(original, ensure_ascii=False).encode(),
+                          {k: kafka.get(k) for k in ("topic", "partition", "offset")})
+
+
 class EventsToQdrant(beam.PTransform):
     """KafkaMessage elements → validated, windowed, embedded and written to Qdrant.
 
@@ -53,23 +66,30 @@ class EventsToQdrant(beam.PTransform):
     """
 
     def __init__(self, options: PipelineOptions, model: ModelChoice,
-                 opener: Callable[..., Store] = open_store):
+                 opener: Callable[..., Store] = open_store, handler_class=None):
         super().__init__()
         self._vs = options.view_as(VectorStreamOptions)
         self._model = model
-        self._opener = opener  # tests inject faults at the client boundary here
+        # Tests inject faults at the client and model boundaries here.
+        self._opener = opener
+        self._handler_class = handler_class or SentenceEmbeddingHandler
 
     def expand(self, messages):
         vs, model = self._vs, self._model
-        handler = KeyedModelHandler(SentenceEmbeddingHandler(
+        handler = KeyedModelHandler(self._handler_class(
             model.path, device=vs.device, batch_size=vs.inference_batch_size))
         parsed = messages | "Parse and validate events" >> ParseEvents()
         windowed = parsed.events | "Window into fixed intervals" >> beam.WindowInto(
             beam.window.FixedWindows(vs.window_seconds))
-        write_failures = (
+        embedded, failed = (
             windowed
-             | "Key by event" >> beam.Map(lambda event: (event, event.text))
-             | "Embed product text" >> RunInference(handler)
+            | "Key by event" >> beam.Map(lambda event: (event, event.text))
+            | "Embed product text" >> RunInference(handler).with_exception_handling())
+        embed_failures = (failed.failed_inferences
+                          | "Failed batches to dead letters" >> beam.FlatMapTuple(
+                              embed_dead_letters))
+        write_failures = (
+            embedded
              | "Keep vector with event" >> beam.MapTuple(
                  lambda event, result: (event, result.inference))
              | "Write to Qdrant" >> beam.ParDo(WriteToQdrantFn(
@@ -78,9 +98,11 @@ class EventsToQdrant(beam.PTransform):
                  batch_size=vs.write_batch_size, batch_bytes=vs.write_batch_bytes,
                  flush_seconds=vs.flush_seconds, retry_seconds=vs.write_retry_seconds,
                  opener=self._opener)))
-        write_failures = write_failures | "Dead letters leave the windows" >> beam.WindowInto(
-            beam.window.GlobalWindows())
-        dead_letters = ((parsed[DEAD_LETTERS], write_failures)
+        later_failures = ((embed_failures, write_failures)
+                          | "Embed and write failures" >> beam.Flatten()
+                          | "Dead letters leave the windows" >> beam.WindowInto(
+                              beam.window.GlobalWindows()))
+        dead_letters = ((parsed[DEAD_LETTERS], later_failures)
                         | "All dead letters" >> beam.Flatten())
         return {"events": windowed, "dead_letters": dead_letters}
 
