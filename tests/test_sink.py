@@ -135,3 +135,47 @@ def test_flushes_on_bytes_and_on_age(tmp_path):
 ])
 def test_failure_classification(exc, transient):
     assert is_transient(exc) is transient
+
+
+def test_during_an_outage_the_pipeline_holds_back(kafka, topic, tmp_path):
+    """Qdrant down (injected at the client) while 2,000 events wait in Kafka: the reader,
+    fused with the blocked sink, reads no further than the batch being retried, so memory
+    stays bounded; when Qdrant is back everything is stored."""
+    import threading
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from vectorstream.io.produce import generate, produce
+    from vectorstream.pipeline.graph import build
+    from vectorstream.pipeline.options import parse_options
+    from vectorstream.pipeline.progress import TALLY
+
+    messages = list(generate(2000, products=100, seed=12))
+    produce(kafka, topic, messages)
+    options = parse_options(["--bootstrap_servers", kafka, "--topic", topic,
+                             "--consumer_group", f"outage-{uuid.uuid4().hex[:6]}",
+                             "--max_num_records", "2000", "--max_read_time", "300",
+                             "--qdrant_path", str(tmp_path / "q"), "--write_batch_size", "64",
+                             "--dead_letter_path", str(tmp_path / "dead.jsonl")])
+    FAULTS["remaining"] = 10_000  # down from the start
+    before = TALLY.snapshot(0)[0]
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, options, opener=flaky_opener)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (pipeline.run().wait_until_finish(), done.set()))
+    worker.start()
+    try:
+        deadline = time.time() + 120
+        while FAULTS["calls"] < 6 and time.time() < deadline:  # retries under way
+            time.sleep(0.2)
+        time.sleep(3)
+        read = TALLY.snapshot(0)[0]["read"] - before["read"]
+        assert FAULTS["calls"] >= 6 and not FAULTS["batches"]
+        assert read < 500, f"read {read} events while Qdrant was down"
+    finally:
+        FAULTS["remaining"] = 0  # Qdrant is back
+        worker.join(300)
+    assert done.is_set()
+    store = open_store(path=str(tmp_path / "q"))
+    try:
+        assert store.count("ecommerce_events") == 2000
+    finally:
+        store.close()

@@ -12,6 +12,7 @@ gives them: stop after that many records in all, or after that many seconds.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import logging
 import os
 import threading
@@ -19,6 +20,7 @@ import time
 from typing import Dict, List, NamedTuple, Optional
 
 import apache_beam as beam
+import orjson
 from apache_beam import coders
 from apache_beam.io.unbounded_source import CheckpointMark, UnboundedReader, UnboundedSource
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
@@ -167,12 +169,10 @@ def _event_time_ms(value: Optional[bytes]) -> Optional[int]:
     if not value:
         return None
     try:
-        import orjson
         data = orjson.loads(value)
         stamp = data.get("timestamp") if isinstance(data, dict) else None
         if not isinstance(stamp, str):
             return None
-        import datetime as dt
         parsed = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.timezone.utc)
@@ -246,8 +246,8 @@ class KafkaSource(UnboundedSource):
       bootstrap_servers, topic, group: where to read, and the consumer group whose
         committed offsets say where to start and which finalized checkpoints advance.
       start_from: 'earliest' or 'latest', for partitions with no committed offset.
-      max_num_records: stop after this many records in all (split across partitions by
-        their backlog when the source splits).
+      max_num_records: stop after this many records in all (then one reader reads every
+        partition, since the budget is shared).
       max_read_time: stop after this many seconds.
       idle_lag_seconds: how far behind the wall clock the watermark of an idle partition
         trails, so windows close while no events arrive.

@@ -212,7 +212,7 @@ class WriteToQdrantFn(beam.DoFn):
             fresh[point.id] = point
         return list(fresh.values()), dead
 
-    def _dead_letter(self, point: Point, reason: str) -> dict:
+    def _dead_letter(self, point: Point, reason: str) -> tuple:
         self.dead.inc()
         TALLY.add("dead")
         kafka = point.payload.get("kafka") or {}

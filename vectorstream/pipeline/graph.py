@@ -108,8 +108,9 @@ class EventsToQdrant(beam.PTransform):
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions,
-          model: Optional[ModelChoice] = None):
-    """Adds the VectorStream graph to `pipeline`; returns its dict of PCollections."""
+          model: Optional[ModelChoice] = None, opener: Callable[..., Store] = open_store):
+    """Adds the VectorStream graph to `pipeline`; returns its dict of PCollections.
+    `opener` opens the Qdrant store (tests wrap it to inject faults)."""
     vs = options.view_as(VectorStreamOptions)
     model = model or choose_model(vs.model)
     source = KafkaSource(vs.bootstrap(), vs.topic, group=vs.consumer_group,
@@ -117,7 +118,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions,
                          max_read_time=vs.max_read_time, config=vs.kafka_extra())
     outputs = (pipeline
                | "Read events from Kafka" >> ReadEvents(source)
-               | "Events to Qdrant" >> EventsToQdrant(options, model))
+               | "Events to Qdrant" >> EventsToQdrant(options, model, opener))
     if vs.dead_letter_path:
         (outputs["dead_letters"]
          | "Write dead letters to a file" >> beam.ParDo(AppendJsonLines(vs.dead_letter_path)))
