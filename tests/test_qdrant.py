@@ -1,5 +1,6 @@
 """Both store backends on real Qdrant code: the embedded Edge shard, and qdrant-client's
 local mode standing in for a server (the server code path)."""
+import os
 import uuid
 
 import pytest
@@ -62,13 +63,22 @@ def test_embedded_store_held_by_another_process_says_what_to_do(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         from vectorstream.io.qdrant import open_store
+        from vectorstream.io.qdrant import Point
         s = open_store(path={path!r}); s.ensure_collection("events", 3)
+        s.upsert("events", [Point("5c2a0a8e-0f4e-4a51-9d43-3f0b8d7a1c11", [1, 0, 0], {{}})])
         print("ready", flush=True); time.sleep(60)""")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         store = open_store(path=path)
         with pytest.raises(StoreError, match="open in another process"):
             store.count("events")
+        # Reading (search, stats) goes on from a copy taken now.
+        view = open_store(path=path, read_only=True)
+        try:
+            assert view.count("events") == 1
+            assert view.copied_from == os.path.join(path, "events")
+        finally:
+            view.close()
     finally:
         holder.kill()
         holder.wait()

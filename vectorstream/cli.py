@@ -31,8 +31,17 @@ def _kafka_flags(parser):
 
 
 def _open(args):
+    """The store, for reading: an embedded store a running pipeline holds is read from a
+    copy taken now (said on stderr)."""
     from vectorstream.io.qdrant import open_store
-    return open_store(url=args.qdrant_url, path=None if args.qdrant_url else args.qdrant_path)
+    return open_store(url=args.qdrant_url, path=None if args.qdrant_url else args.qdrant_path,
+                      read_only=True)
+
+
+def _note_copy(store) -> None:
+    if getattr(store, "copied_from", None):
+        print(f"note: {store.copied_from} is held by a running pipeline; this read a copy "
+              f"taken just now", file=sys.stderr)
 
 
 def _parse_filters(items: List[str]) -> dict:
@@ -114,6 +123,7 @@ def cmd_search(args, extra) -> int:
     store = _open(args)
     try:
         hits = store.search(args.collection, vector, limit=args.limit, match=match)
+        _note_copy(store)
     finally:
         store.close()
     if args.json:
@@ -133,6 +143,7 @@ def cmd_stats(args, extra) -> int:
     store = _open(args)
     try:
         points = store.count(args.collection)
+        _note_copy(store)
     finally:
         store.close()
     info = {"store": store.description, "collection": args.collection, "points": points}

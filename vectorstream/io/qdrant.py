@@ -84,9 +84,15 @@ def _size_mismatch(name: str, have: int, want: int) -> StoreError:
 # ---------------------------------------------------------------------------------------
 
 class EdgeStore(Store):
-    def __init__(self, path: str):
+    """`read_only` stores (search, stats) fall back to a copy of a shard that another
+    process (a running pipeline) holds: a point-in-time view, taken at open."""
+
+    def __init__(self, path: str, read_only: bool = False):
         self.path = os.path.abspath(path)
         self.description = f"Qdrant Edge at {self.path}"
+        self.read_only = read_only
+        self.copied_from: Optional[str] = None
+        self._copies: List[str] = []
         self._shards: Dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -113,7 +119,12 @@ class EdgeStore(Store):
         except StoreError:
             raise
         except Exception as exc:
-            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+            held = "WouldBlock" in str(exc) or "lock" in str(exc).lower()
+            if held and self.read_only and exists:
+                shard = self._open_copy(name, directory)
+                self._shards[name] = shard
+                return shard
+            if held:
                 raise StoreError(
                     f"the embedded Qdrant store {directory} is open in another process "
                     f"(a running pipeline?): stop it first, or run a Qdrant server and use "
@@ -121,6 +132,19 @@ class EdgeStore(Store):
             raise StoreError(f"cannot open the embedded Qdrant store {directory}: {exc}") from None
         self._shards[name] = shard
         return shard
+
+    def _open_copy(self, name: str, directory: str):
+        """Copies the held shard (segments and write-ahead log) and opens the copy."""
+        import shutil
+        import tempfile
+        import qdrant_edge as q
+        base = tempfile.mkdtemp(prefix="vectorstream-view-")
+        self._copies.append(base)
+        target = os.path.join(base, name)
+        shutil.copytree(directory, target)
+        self.copied_from = directory
+        _LOG.info("%s is held by another process; reading a copy taken now", directory)
+        return q.EdgeShard.load(target)
 
     def ensure_collection(self, name: str, dim: int) -> None:
         import qdrant_edge as q
@@ -172,6 +196,7 @@ class EdgeStore(Store):
                 return
 
     def close(self) -> None:
+        import shutil
         with self._lock:
             for shard in self._shards.values():
                 try:
@@ -179,6 +204,9 @@ class EdgeStore(Store):
                 finally:
                     shard.close()
             self._shards.clear()
+            for base in self._copies:
+                shutil.rmtree(base, ignore_errors=True)
+            self._copies.clear()
 
 
 def _edge_vector_size(directory: str) -> Optional[int]:
@@ -286,10 +314,12 @@ def qdrant_api_key() -> Optional[str]:
     return None
 
 
-def open_store(url: Optional[str] = None, path: Optional[str] = None) -> Store:
-    """The store the flags name: --qdrant_url wins when given, else --qdrant_path."""
+def open_store(url: Optional[str] = None, path: Optional[str] = None,
+               read_only: bool = False) -> Store:
+    """The store the flags name: --qdrant_url wins when given, else --qdrant_path.
+    `read_only` (search, stats) may read a copy of an embedded store a pipeline holds."""
     if url:
         return ServerStore(url, api_key=qdrant_api_key())
     if not path:
         raise StoreError("no Qdrant store given: set --qdrant_path DIR or --qdrant_url URL.")
-    return EdgeStore(path)
+    return EdgeStore(path, read_only=read_only)
