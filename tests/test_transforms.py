@@ -97,3 +97,18 @@ def test_embedding_failures_become_dead_letters(tmp_path):
         assert {h.id for h in store.scroll("ecommerce_events")} == {point_id("a")}
     finally:
         store.close()
+
+
+def test_embedding_cache_returns_the_models_vectors_and_evicts_oldest():
+    import numpy as np
+    from vectorstream.transforms.embed import CachedEncoder, _load, default_model_path
+    model = _load(default_model_path(), "cpu")
+    encoder = CachedEncoder(model, max_entries=2)
+    texts = ["Deri ceket, siyah", "Yoga matı 6 mm", "Deri ceket, siyah"]
+    first = encoder.encode(texts)
+    assert (encoder.hits, encoder.misses) == (1, 2)  # the repeat within the batch
+    fresh = model.encode(texts, normalize_embeddings=True)
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(first, fresh))
+    encoder.encode(["Kahve makinesi"])  # evicts the oldest entry
+    encoder.encode(["Deri ceket, siyah"])
+    assert encoder.misses == 4

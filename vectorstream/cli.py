@@ -284,6 +284,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--bad_fraction", type=float, default=0.02)
     p.add_argument("--window_seconds", type=float, default=10.0)
     p.add_argument("--bootstrap_servers", default="127.0.0.1:9092")
+    p.add_argument("--products", type=int, default=500, help="Catalog size.")
+    p.add_argument("--embedding_cache_size", type=int, default=50_000,
+                   help="As for `run`; 0 turns the cache off.")
     p.add_argument("--keep_kafka", action="store_true",
                    help="Leave a broker the demo started running afterwards.")
     _store_flags(p)

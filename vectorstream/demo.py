@@ -103,7 +103,7 @@ def _demo(args, bootstrap: str) -> int:
 
     topic = "demo-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     ensure_topic(bootstrap, topic, partitions=2)
-    messages = list(generate(args.count, products=500, bad_fraction=args.bad_fraction))
+    messages = list(generate(args.count, products=args.products, bad_fraction=args.bad_fraction))
     bad = sum(1 for m in messages if m[2] is None)
     store_flags = (["--qdrant_url", args.qdrant_url] if args.qdrant_url
                    else ["--qdrant_path", args.qdrant_path])
@@ -111,6 +111,7 @@ def _demo(args, bootstrap: str) -> int:
             "--max_num_records", str(len(messages)),
             "--max_read_time", str(int(len(messages) / (args.rate or 100) * 3 + 300)),
             "--window_seconds", str(args.window_seconds), "--collection", args.collection,
+            "--embedding_cache_size", str(args.embedding_cache_size),
             *store_flags]
     print(f"Pipeline: DirectRunner, topic {topic}, {len(messages)} events at "
           f"{f'{args.rate:g}/s' if args.rate else 'full speed'} "

@@ -77,7 +77,8 @@ class EventsToQdrant(beam.PTransform):
     def expand(self, messages):
         vs, model = self._vs, self._model
         handler = KeyedModelHandler(self._handler_class(
-            model.path, device=vs.device, batch_size=vs.inference_batch_size))
+            model.path, device=vs.device, batch_size=vs.inference_batch_size,
+            cache_size=vs.embedding_cache_size))
         parsed = messages | "Parse and validate events" >> ParseEvents()
         windowed = parsed.events | "Window into fixed intervals" >> beam.WindowInto(
             beam.window.FixedWindows(vs.window_seconds))

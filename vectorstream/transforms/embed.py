@@ -6,9 +6,11 @@ construction: the model loads in `load_model`, once per worker.
 """
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
+import threading
 from typing import Any, Dict, Iterable, Optional, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
@@ -66,26 +68,66 @@ def _load(path: str, device: str):
     return model
 
 
+class CachedEncoder:
+    """The model with an LRU cache of vectors keyed by text: a product seen again (shops
+    see the same products all day) is not embedded again. One per loaded model, so the
+    key is the text alone; shared by the threads that share the model."""
+
+    def __init__(self, model, max_entries: int):
+        self.model = model
+        self.max_entries = max_entries
+        self._cache: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def encode(self, texts: Sequence[str]):
+        found: Dict[str, Any] = {}
+        if self.max_entries:
+            with self._lock:
+                for text in texts:
+                    vector = self._cache.get(text)
+                    if vector is not None:
+                        self._cache.move_to_end(text)
+                        found[text] = vector
+        missing = list(dict.fromkeys(t for t in texts if t not in found))  # unique, in order
+        if missing:
+            vectors = self.model.encode(missing, batch_size=len(missing),
+                                        normalize_embeddings=True, convert_to_numpy=True,
+                                        show_progress_bar=False)
+            found.update(zip(missing, vectors))
+            if self.max_entries:
+                with self._lock:
+                    for text, vector in zip(missing, vectors):
+                        self._cache[text] = vector
+                    while len(self._cache) > self.max_entries:
+                        self._cache.popitem(last=False)
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        return [found[t] for t in texts]
+
+
 class SentenceEmbeddingHandler(ModelHandler[str, PredictionResult, Any]):
     """RunInference handler: a batch of texts in, one normalised vector per text out."""
 
     def __init__(self, model_path: str, device: str = "auto", batch_size: int = 64,
-                 max_batch_size: Optional[int] = None):
+                 max_batch_size: Optional[int] = None, cache_size: int = 50_000):
         super().__init__()
         self._model_path = model_path
         self._device = device
         self._batch_size = batch_size
         self._max_batch_size = max_batch_size or batch_size
+        self._cache_size = cache_size
 
     def load_model(self):
         device = resolve_device(self._device)
-        _LOG.info("loading %s on %s", self._model_path, device)
-        return _load(self._model_path, device)
+        _LOG.info("loading %s on %s (embedding cache: %d texts)", self._model_path, device,
+                  self._cache_size)
+        return CachedEncoder(_load(self._model_path, device), self._cache_size)
 
     def run_inference(self, batch: Sequence[str], model, inference_args: Optional[Dict] = None
                       ) -> Iterable[PredictionResult]:
-        vectors = model.encode(list(batch), batch_size=len(batch), normalize_embeddings=True,
-                               convert_to_numpy=True, show_progress_bar=False)
+        vectors = model.encode(list(batch))
         return [PredictionResult(text, vector) for text, vector in zip(batch, vectors)]
 
     def batch_elements_kwargs(self):
