@@ -75,6 +75,12 @@ class Store:
         pass
 
 
+def _floats(vector) -> List[float]:
+    """A list of Python floats; numpy's tolist() does it in C (the model returns arrays)."""
+    tolist = getattr(vector, "tolist", None)
+    return tolist() if tolist is not None else [float(x) for x in vector]
+
+
 def _size_mismatch(name: str, have: int, want: int) -> StoreError:
     return StoreError(
         f"collection {name!r} holds vectors of size {have}, but the model makes vectors of "
@@ -162,7 +168,7 @@ class EdgeStore(Store):
         import qdrant_edge as q
         shard = self._open(name)
         shard.update(q.UpdateOperation.upsert_points(
-            [q.Point(p.id, list(map(float, p.vector)), p.payload) for p in points]))
+            [q.Point(p.id, _floats(p.vector), p.payload) for p in points]))
 
     def count(self, name: str) -> int:
         import qdrant_edge as q
@@ -265,7 +271,7 @@ class ServerStore(Store):
     def upsert(self, name, points):
         from qdrant_client import models
         self.client.upsert(name, points=[
-            models.PointStruct(id=p.id, vector=list(map(float, p.vector)), payload=p.payload)
+            models.PointStruct(id=p.id, vector=_floats(p.vector), payload=p.payload)
             for p in points], wait=True)
 
     def count(self, name):
