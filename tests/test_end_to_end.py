@@ -4,7 +4,6 @@ import json
 import time
 import uuid
 
-import pytest
 
 from conftest import GroupOffsets, PipelineProcess, consume_all
 from vectorstream.io.produce import generate, make_bad, produce

@@ -142,7 +142,6 @@ def test_during_an_outage_the_pipeline_holds_back(kafka, topic, tmp_path):
     fused with the blocked sink, reads no further than the batch being retried, so memory
     stays bounded; when Qdrant is back everything is stored."""
     import threading
-    from apache_beam.options.pipeline_options import PipelineOptions
     from vectorstream.io.produce import generate, produce
     from vectorstream.pipeline.graph import build
     from vectorstream.pipeline.options import parse_options

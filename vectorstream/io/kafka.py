@@ -82,10 +82,6 @@ def resolve_secrets(extra: Optional[Dict[str, str]]) -> Dict[str, str]:
     return resolved
 
 
-def redact(config: Dict[str, str]) -> Dict[str, str]:
-    return {k: ("***" if k in SECRET_KEYS else v) for k, v in config.items()}
-
-
 def client_config(bootstrap_servers: str, extra: Optional[Dict[str, str]] = None) -> dict:
     """The librdkafka settings of a client, secrets resolved: build it where the client is
     made, and never keep or log it."""
@@ -316,7 +312,6 @@ class KafkaPartitionReader(UnboundedReader):
                  mark: Optional[KafkaCheckpointMark]):
         self._source = source
         self._partition = partition
-        self._mark = mark
         self._consumer = None
         self._buffer: list = []
         self._pos = 0
