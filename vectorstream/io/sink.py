@@ -114,10 +114,13 @@ class WriteFailed(RuntimeError):
     """Qdrant kept failing with transient errors for longer than the retry budget."""
 
 
-def _point_bytes(point: Point) -> int:
-    # What the request carries: the payload as JSON and the vector (~12 bytes a float in
-    # JSON, 4 over gRPC); an estimate on the safe side.
-    return len(json.dumps(point.payload, ensure_ascii=False)) + 12 * len(point.vector) + 64
+def _point_bytes(point: Point, payload_size: int = 0) -> int:
+    # What the request carries: the payload as JSON (measured by ParseEvents, which
+    # serialises it anyway, plus 256 bytes for the fields added since) and the vector
+    # (~12 bytes a float in JSON, 4 over gRPC); an estimate on the safe side.
+    if not payload_size:
+        payload_size = len(json.dumps(point.payload, ensure_ascii=False))
+    return payload_size + 12 * len(point.vector) + 64
 
 
 class WriteToQdrantFn(beam.DoFn):
@@ -171,7 +174,7 @@ class WriteToQdrantFn(beam.DoFn):
         payload = dict(event.payload)
         payload["model"] = self._model_name
         point = Point(event.point_id, vector, payload, window)
-        size = _point_bytes(point)
+        size = _point_bytes(point, event.size)
         if self._buffer and self._buffered_bytes + size > self._batch_bytes:
             yield from (record for record, _ in self._flush())
         if not self._buffer:

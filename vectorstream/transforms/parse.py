@@ -22,10 +22,12 @@ DEAD_LETTERS = "dead_letters"
 
 
 class ParsedEvent(NamedTuple):
-    """A valid event, ready to embed: its point id, payload and the text to embed."""
+    """A valid event, ready to embed: its point id, payload and the text to embed, and the
+    payload's size as JSON (the sink's byte budget; 0 when unknown)."""
     point_id: str
     payload: Dict[str, Any]
     text: str
+    size: int = 0
 
 
 def dead_letter(stage: str, reason: str, original: Optional[bytes],
@@ -83,11 +85,11 @@ class _ParseFn(beam.DoFn):
         payload = event.payload()
         # A fingerprint of the event's content: a replay has the same one, a different
         # event reusing the event_id does not (the sink refuses that one).
-        payload["event_hash"] = hashlib.sha1(
-            json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
-        payload["kafka"] = {"topic": message.topic, "partition": message.partition, "offset": message.offset,
-                            "timestamp_ms": message.timestamp_ms}
-        yield ParsedEvent(event.point_id, payload, event.text)
+        canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+        payload["event_hash"] = hashlib.sha1(canonical).hexdigest()[:20]
+        payload["kafka"] = {"topic": message.topic, "partition": message.partition,
+                            "offset": message.offset, "timestamp_ms": message.timestamp_ms}
+        yield ParsedEvent(event.point_id, payload, event.text, len(canonical) + 256)
 
 
 class ParseEvents(beam.PTransform):
