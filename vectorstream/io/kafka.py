@@ -509,6 +509,18 @@ class ReadEvents(beam.PTransform):
             self._source, poll_interval=0.25, max_read_time_seconds=1.0)
 
 
+def send(producer, topic: str, value: Optional[bytes], key: Optional[bytes] = None,
+         on_delivery=None) -> None:
+    """Produces one message, waiting while the producer's local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)
+
+
 # ---------------------------------------------------------------------------------------
 # Dead letters to a Kafka topic.
 
@@ -539,14 +551,7 @@ class WriteToKafkaTopic(beam.DoFn):
     def process(self, element):
         key, value = element
         self._written.inc()
-        while True:
-            try:
-                self._producer.produce(self._topic, value=value, key=key,
-                                       on_delivery=self._on_delivery)
-                break
-            except BufferError:
-                self._producer.poll(0.1)
-        self._producer.poll(0)
+        send(self._producer, self._topic, value, key, self._on_delivery)
 
     def finish_bundle(self):
         remaining = self._producer.flush(60)

@@ -118,6 +118,7 @@ def produce(bootstrap: str, topic: str, messages, rate: Optional[float] = None,
             config: Optional[Dict[str, str]] = None) -> int:
     """Sends (key, value, …) tuples; `rate` caps messages per second. Returns the count."""
     from confluent_kafka import Producer
+    from vectorstream.io.kafka import send
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10,
                          "message.max.bytes": 16_000_000, **(config or {})})
     errors: list = []
@@ -125,14 +126,7 @@ def produce(bootstrap: str, topic: str, messages, rate: Optional[float] = None,
     started = time.monotonic()
     for item in messages:
         key, value = item[0], item[1]
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key,
-                                 on_delivery=lambda err, _m: err and errors.append(err))
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
+        send(producer, topic, value, key, lambda err, _m: err and errors.append(err))
         sent += 1
         if rate:
             ahead = sent / rate - (time.monotonic() - started)

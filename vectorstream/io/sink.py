@@ -36,15 +36,12 @@ from apache_beam.utils.windowed_value import WindowedValue
 from vectorstream.io.qdrant import Point, Store, open_store
 from vectorstream.pipeline.progress import TALLY
 from vectorstream.transforms.events import format_time
-from vectorstream.transforms.parse import dead_letter
+from vectorstream.transforms.parse import event_dead_letter
 
 _LOG = logging.getLogger(__name__)
 
 _STORES: Dict[Tuple, List] = {}  # key -> [store, users]
 _STORES_LOCK = threading.Lock()
-
-# Payload fields the pipeline adds to the event.
-ADDED_FIELDS = ("kafka", "model", "ingested_at", "event_hash")
 
 TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
 TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
@@ -218,14 +215,8 @@ class WriteToQdrantFn(beam.DoFn):
     def _dead_letter(self, point: Point, reason: str) -> tuple:
         self.dead.inc()
         TALLY.add("dead")
-        kafka = point.payload.get("kafka") or {}
         _LOG.warning("dead letter for point %s: %s", point.id, reason)
-        # The original is the validated event, without what the pipeline added, so
-        # `vectorstream deadletters replay` can publish it again as it was.
-        event = {k: v for k, v in point.payload.items() if k not in ADDED_FIELDS}
-        record = dead_letter("write", reason, json.dumps(event, ensure_ascii=False).encode(),
-                             {k: kafka.get(k) for k in ("topic", "partition", "offset")})
-        return record, point.window
+        return event_dead_letter("write", reason, point.payload), point.window
 
     def _write(self, points: List[Point]) -> List[tuple]:
         """Writes `points`; returns (dead-letter record, window) for those Qdrant refuses."""

@@ -22,8 +22,8 @@ from vectorstream.io.sink import WriteToQdrantFn
 from vectorstream.pipeline.options import VectorStreamOptions, parse_options
 from vectorstream.transforms.embed import (SentenceEmbeddingHandler, check_model_path,
                                            default_model_path, model_dimension)
-from vectorstream.transforms.parse import (DEAD_LETTERS, ParseEvents, dead_letter,
-                                           encode_dead_letter)
+from vectorstream.transforms.parse import (DEAD_LETTERS, ParseEvents, encode_dead_letter,
+                                           event_dead_letter)
 
 _LOG = logging.getLogger(__name__)
 
@@ -48,14 +48,9 @@ def choose_model(model: Optional[str]) -> ModelChoice:
 
 def embed_dead_letters(batch, error):
     """RunInference's failed batch → one dead letter per event in it (stage "embed")."""
-    import json
-    from vectorstream.io.sink import ADDED_FIELDS
     reason = f"embedding failed: {error!r}" if not isinstance(error, str) else error
     for event, _text in batch:
-        original = {k: v for k, v in event.payload.items() if k not in ADDED_FIELDS}
-        kafka = event.payload.get("kafka") or {}
-        yield dead_letter("embed", reason, json.dumps(original, ensure_ascii=False).encode(),
-                          {k: kafka.get(k) for k in ("topic", "partition", "offset")})
+        yield event_dead_letter("embed", reason, event.payload)
 
 
 class EventsToQdrant(beam.PTransform):

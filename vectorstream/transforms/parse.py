@@ -46,6 +46,19 @@ def dead_letter(stage: str, reason: str, original: Optional[bytes],
     return record
 
 
+# Payload fields the pipeline adds to the event (here and in the sink).
+ADDED_FIELDS = ("kafka", "model", "ingested_at", "event_hash")
+
+
+def event_dead_letter(stage: str, reason: str, payload: Dict[str, Any]) -> Dict[str, Any]:
+    """A dead letter for a valid event refused later (embed, write). Its original is the
+    event without what the pipeline added, so `deadletters replay` publishes it as it was."""
+    event = {k: v for k, v in payload.items() if k not in ADDED_FIELDS}
+    kafka = payload.get("kafka") or {}
+    return dead_letter(stage, reason, json.dumps(event, ensure_ascii=False).encode(),
+                       {k: kafka.get(k) for k in ("topic", "partition", "offset")})
+
+
 def original_bytes(record: Dict[str, Any]) -> Optional[bytes]:
     """The message bytes a dead-letter record holds (for replay)."""
     if record.get("original") is None:
