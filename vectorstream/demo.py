@@ -9,17 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from typing import List
+
+from vectorstream.pipeline.progress import percentile
 
 SAMPLE_QUERY = "wireless headphones with a long battery life"
-
-
-def _percentile(values: List[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
-    return ordered[index]
 
 
 def _parse_time(text: str) -> float:
@@ -42,11 +35,13 @@ def latency_report(hits, topic: str) -> dict:
     if not rows:
         return {"points": 0}
     ready = min(stored for _, stored in rows)
-    steady = [stored - produced for produced, stored in rows if produced >= ready]
+    steady = sorted(stored - produced for produced, stored in rows if produced >= ready)
     last_stored = max(s for _, s in rows)
+    nan = float("nan")
     return {"points": len(rows), "steady_points": len(steady),
             "events_per_s": len(steady) / max(1e-9, last_stored - ready) if steady else 0.0,
-            "latency_p50_s": _percentile(steady, 50), "latency_p99_s": _percentile(steady, 99)}
+            "latency_p50_s": percentile(steady, 50) if steady else nan,
+            "latency_p99_s": percentile(steady, 99) if steady else nan}
 
 
 def _wait_for_commit(bootstrap: str, topic: str, worker: threading.Thread,

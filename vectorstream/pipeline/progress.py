@@ -49,10 +49,11 @@ class Tally:
 TALLY = Tally()
 
 
-def _pct(values, q):
-    if not values:
+def percentile(ordered, q: float):
+    """Nearest-rank percentile of already sorted values; None when there are none."""
+    if not ordered:
         return None
-    return values[min(len(values) - 1, int(q / 100 * (len(values) - 1) + 0.5))]
+    return ordered[min(len(ordered) - 1, int(q / 100 * (len(ordered) - 1) + 0.5))]
 
 
 class ProgressReporter(threading.Thread):
@@ -65,7 +66,7 @@ class ProgressReporter(threading.Thread):
 
     def line(self, previous: dict, counts: dict, latencies, elapsed: float) -> str:
         rate = (counts["read"] - previous.get("read", 0)) / max(elapsed, 1e-9)
-        p50, p99 = _pct(latencies, 50), _pct(latencies, 99)
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
         lat = (f"event→stored p50 {p50:.2f}s p99 {p99:.2f}s" if p50 is not None
                else "event→stored -")
         return (f"progress: {rate:.0f} events/s | read {counts['read']} written "
