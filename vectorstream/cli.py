@@ -212,6 +212,12 @@ def cmd_deadletters(args, extra) -> int:
     return 0
 
 
+def cmd_bench(args, extra) -> int:
+    from vectorstream.bench import main_bench
+    args.argv = [a for a in sys.argv[2:]]
+    return main_bench(args)
+
+
 def cmd_demo(args, extra) -> int:
     from vectorstream.demo import demo
     return demo(args)
@@ -277,6 +283,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_model_speed)
+
+    p = sub.add_parser("bench", help="Our pipeline vs stock Beam on one workload, "
+                                      "side by side (JSON report, PNG chart, table).")
+    from vectorstream.bench import add_arguments
+    add_arguments(p)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="Local broker + synthetic events + pipeline + report.")
     p.add_argument("--count", type=int, default=1800)

@@ -103,17 +103,25 @@ class EventsToQdrant(beam.PTransform):
         return {"events": windowed, "dead_letters": dead_letters}
 
 
+def kafka_source(options: PipelineOptions) -> beam.PTransform:
+    """The transform that reads the input topic as KafkaMessage elements."""
+    vs = options.view_as(VectorStreamOptions)
+    return ReadEvents(KafkaSource(
+        vs.bootstrap(), vs.topic, group=vs.consumer_group, start_from=vs.start_from,
+        max_num_records=vs.max_num_records, max_read_time=vs.max_read_time,
+        config=vs.kafka_extra()))
+
+
 def build(pipeline: beam.Pipeline, options: PipelineOptions,
-          model: Optional[ModelChoice] = None, opener: Callable[..., Store] = open_store):
+          model: Optional[ModelChoice] = None, opener: Callable[..., Store] = open_store,
+          source: Optional[beam.PTransform] = None):
     """Adds the VectorStream graph to `pipeline`; returns its dict of PCollections.
-    `opener` opens the Qdrant store (tests wrap it to inject faults)."""
+    `opener` opens the Qdrant store (tests wrap it to inject faults); `source` replaces
+    the Kafka reader (the benchmark feeds pre-encoded messages through it)."""
     vs = options.view_as(VectorStreamOptions)
     model = model or choose_model(vs.model)
-    source = KafkaSource(vs.bootstrap(), vs.topic, group=vs.consumer_group,
-                         start_from=vs.start_from, max_num_records=vs.max_num_records,
-                         max_read_time=vs.max_read_time, config=vs.kafka_extra())
     outputs = (pipeline
-               | "Read events from Kafka" >> ReadEvents(source)
+               | "Read events from Kafka" >> (source or kafka_source(options))
                | "Events to Qdrant" >> EventsToQdrant(options, model, opener))
     if vs.dead_letter_path:
         (outputs["dead_letters"]

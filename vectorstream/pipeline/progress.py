@@ -26,6 +26,7 @@ class Tally:
         self._counts = dict.fromkeys(self.FIELDS, 0)
         self._latencies: Deque[Tuple[float, float]] = collections.deque()
         self._window = window_seconds
+        self.listener = None  # called with (time, latencies): the benchmark keeps them all
 
     def add(self, field: str, n: int = 1) -> None:
         with self._lock:
@@ -33,6 +34,8 @@ class Tally:
 
     def latencies(self, values, now: Optional[float] = None) -> None:
         now = now or time.time()
+        if self.listener is not None:
+            self.listener(now, values)
         with self._lock:
             self._latencies.extend((now, v) for v in values)
             while self._latencies and self._latencies[0][0] < now - self._window:

@@ -1,0 +1,493 @@
+"""`vectorstream bench`: one workload through our pipeline and through stock Beam, side by side.
+
+Both pipelines get the same events, model, device and machine, one after the other in
+the same run, each in its own process (so peak RSS is its own):
+
+- ours: `pipeline.graph.build` as shipped (flags as `vectorstream run` takes them);
+- stock: what a Beam user writes with Beam's own pieces: json.loads, RunInference with a
+  plain ModelHandler around `SentenceTransformer.encode`, EmbeddableItem, and Beam's
+  `QdrantWriteConfig` sink (qdrant-client; here its local mode on disk, the only
+  in-process store it can write to).
+
+Events come from the real broker (`--source kafka`, the default here), or from
+pre-encoded messages fed through the same parsing code (`--source memory`: machines with
+no Kafka, such as the GPU host). Either way the reader's output is stamped with the time
+it was read, so latency = read → stored, the same measure for both pipelines, and
+events/s = events stored / (last stored − first read), without start-up (model load).
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import os
+import pickle
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import typing
+import uuid
+from typing import Dict, List, Optional
+
+import apache_beam as beam
+
+WORKLOADS = ("unique", "catalog")
+CATALOG_SIZE = 10_000
+COLLECTION = "bench"
+
+
+# ---------------------------------------------------------------- the events
+
+
+def workload_messages(workload: str, count: int, seed: int = 11) -> List[tuple]:
+    """(key, value) messages: `unique` gives every event its own product text; `catalog`
+    draws products Zipf-like (s = 1.1) from a 10k-product catalog, as shops see."""
+    from vectorstream.io.produce import catalog, make_event
+    rng = random.Random(seed)
+    if workload == "unique":
+        products = catalog(count, seed=seed)
+    elif workload == "catalog":
+        items = catalog(CATALOG_SIZE, seed=seed)
+        rng.shuffle(items)  # popularity is not the catalog order
+        cumulative, total = [], 0.0
+        for rank in range(1, len(items) + 1):
+            total += 1.0 / rank ** 1.1
+            cumulative.append(total)
+        products = [items[min(bisect.bisect(cumulative, rng.random() * total), len(items) - 1)]
+                    for _ in range(count)]
+    else:
+        raise ValueError(f"--workload must be one of {WORKLOADS}, not {workload!r}")
+    out = []
+    for product in products:
+        event = make_event(rng, product)
+        out.append((event["event_id"].encode(), json.dumps(event, ensure_ascii=False).encode()))
+    return out
+
+
+# ---------------------------------------------------------------- one run, in a child
+
+
+class _Clock:
+    """What one child measures: when the first event was read, when each was stored."""
+    first_read: Optional[float] = None
+    stored: List[tuple] = []  # (time stored, latency s)
+    lock = threading.Lock()
+
+    @classmethod
+    def on_stored(cls, now, latencies):
+        with cls.lock:
+            cls.stored.extend((now, v) for v in latencies)
+
+
+def _stamp(message):
+    """Stamps the message with the time the pipeline read it (latency starts here)."""
+    now = time.time()
+    if _Clock.first_read is None:
+        _Clock.first_read = now
+    return message._replace(timestamp_ms=int(now * 1000))
+
+
+class _EmitChunk(beam.DoFn):
+    """Pre-encoded messages, one chunk per input element, as the Kafka reader yields them."""
+
+    def __init__(self, path: str, topic: str, chunk: int):
+        self._path, self._topic, self._chunk = path, topic, chunk
+        self._messages = None
+
+    def setup(self):
+        with open(self._path, "rb") as fh:
+            self._messages = pickle.load(fh)
+
+    def process(self, index):
+        from vectorstream.io.kafka import KafkaMessage
+        start = index * self._chunk
+        for offset in range(start, min(start + self._chunk, len(self._messages))):
+            key, value = self._messages[offset]
+            yield KafkaMessage(self._topic, 0, offset, key, value, 0)
+
+
+class BenchSource(beam.PTransform):
+    """The events of one benchmark run: read from Kafka, or pre-encoded, then stamped."""
+
+    def __init__(self, spec: Dict):
+        super().__init__()
+        self._spec = spec
+
+    def expand(self, pbegin):
+        spec = self._spec
+        if spec["source"] == "kafka":
+            from vectorstream.io.kafka import KafkaSource, ReadEvents
+            messages = pbegin | "Read from Kafka" >> ReadEvents(KafkaSource(
+                spec["bootstrap"], spec["topic"], group=spec["group"], start_from="earliest",
+                max_num_records=spec["events"]))
+        else:
+            chunk = 1000
+            messages = (pbegin
+                        | "Chunks" >> beam.Create(range((spec["events"] + chunk - 1) // chunk))
+                        | "Pre-encoded messages" >> beam.ParDo(
+                            _EmitChunk(spec["messages"], spec["topic"], chunk)))
+        return messages | "Stamp read time" >> beam.Map(_stamp).with_output_types(
+            typing.Any)
+
+
+def _ours(pipeline, spec: Dict) -> None:
+    from vectorstream.pipeline.graph import build
+    from vectorstream.pipeline.options import parse_options
+    flags = ["--topic", spec["topic"], "--collection", COLLECTION, "--device", spec["device"],
+             "--dead_letter_path", os.path.join(spec["dir"], "ours-dead-letters.jsonl"),
+             "--progress_seconds", "0", *spec.get("ours_flags", [])]
+    if spec["model"]:
+        flags += ["--model", spec["model"]]
+    if spec["store"] == "local":
+        flags += ["--qdrant_url", "local://" + os.path.join(spec["dir"], "ours-store")]
+    else:
+        flags += ["--qdrant_path", os.path.join(spec["dir"], "ours-store")]
+    options = parse_options(flags)
+    build(pipeline, options, source=BenchSource(spec))
+
+
+def _stock(pipeline, spec: Dict) -> None:
+    from apache_beam.ml.inference.base import (KeyedModelHandler, ModelHandler,
+                                               PredictionResult, RunInference)
+    from apache_beam.ml.rag.ingestion import qdrant as beam_qdrant
+    from apache_beam.ml.rag.types import Content, EmbeddableItem, Embedding
+    from vectorstream.transforms.events import point_id
+
+    class EncodeHandler(ModelHandler):
+        """The plain ModelHandler a Beam user writes around SentenceTransformer.encode."""
+
+        def __init__(self, path, device):
+            super().__init__()
+            self._path, self._device = path, device
+
+        def load_model(self):
+            from sentence_transformers import SentenceTransformer
+            return SentenceTransformer(self._path, device=self._device)
+
+        def run_inference(self, batch, model, inference_args=None):
+            vectors = model.encode(list(batch), normalize_embeddings=True)
+            return [PredictionResult(t, v) for t, v in zip(batch, vectors)]
+
+    class TimedQdrantWriteFn(beam_qdrant._QdrantWriteFn):  # pylint: disable=protected-access
+        """Beam's own Qdrant write DoFn, unchanged, plus a note of when each batch landed."""
+
+        def _flush(self):
+            batch = list(self._batch)
+            super()._flush()
+            now = time.time()
+            _Clock.on_stored(now, [now - p.payload["kafka_ms"] / 1000 for p in batch])
+
+    def to_text(message):
+        event = json.loads(message.value)
+        event["kafka_ms"] = message.timestamp_ms
+        product = event["product"]
+        return event, f"{product['name']}. {product['description'].strip()}"
+
+    def to_item(event, result):
+        return EmbeddableItem(content=Content(text=result.example),
+                              id=point_id(event["event_id"]), metadata=event,
+                              embedding=Embedding(dense_embedding=result.inference.tolist()))
+
+    config = beam_qdrant.QdrantWriteConfig(
+        connection_params=beam_qdrant.QdrantConnectionParameters.local(
+            os.path.join(spec["dir"], "stock-store")),
+        collection_name=COLLECTION)
+    (pipeline
+     | "Events" >> BenchSource(spec)
+     | "Parse JSON" >> beam.Map(to_text)
+     | "Embed" >> RunInference(KeyedModelHandler(EncodeHandler(spec["model_path"],
+                                                               spec["device"])))
+     | "To EmbeddableItem" >> beam.MapTuple(to_item)
+     | "Convert to points" >> beam.Map(config.create_converter())
+     | "Write to Qdrant" >> beam.ParDo(TimedQdrantWriteFn(config)))
+
+
+def _create_stock_collection(path: str, dim: int) -> None:
+    from qdrant_client import QdrantClient, models
+    client = QdrantClient(path=path)
+    client.create_collection(COLLECTION, vectors_config={
+        "dense": models.VectorParams(size=dim, distance=models.Distance.COSINE)})
+    client.close()
+
+
+def stored_count(spec: Dict, which: str) -> int:
+    if which == "stock":
+        from qdrant_client import QdrantClient
+        client = QdrantClient(path=os.path.join(spec["dir"], "stock-store"))
+        try:
+            return client.count(COLLECTION, exact=True).count
+        finally:
+            client.close()
+    from vectorstream.io.qdrant import open_store
+    where = os.path.join(spec["dir"], "ours-store")
+    store = (open_store(url="local://" + where) if spec["store"] == "local"
+             else open_store(path=where))
+    try:
+        return store.count(COLLECTION)
+    finally:
+        store.close()
+
+
+def run_child(which: str, spec_path: str) -> None:
+    """Runs one pipeline over the workload; writes its measurements as JSON."""
+    from vectorstream.pipeline.progress import TALLY
+    from vectorstream.transforms.embed import resolve_device
+    with open(spec_path) as fh:
+        spec = json.load(fh)
+    spec["device"] = resolve_device(spec["device"])
+    TALLY.listener = _Clock.on_stored
+    started = time.time()
+    if which == "stock":
+        _create_stock_collection(os.path.join(spec["dir"], "stock-store"), spec["dim"])
+    pipeline = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
+        ["--direct_num_workers", "1"]))
+    (_ours if which == "ours" else _stock)(pipeline, spec)
+    pipeline.run().wait_until_finish()
+    ended = time.time()
+    from vectorstream.pipeline.progress import percentile
+    latencies = sorted(v for _, v in _Clock.stored)
+    last = max((t for t, _ in _Clock.stored), default=ended)
+    first = _Clock.first_read or started
+    result = {
+        "events": spec["events"], "stored_reported": len(latencies),
+        "stored": stored_count(spec, which),
+        "events_per_s": round(len(latencies) / max(last - first, 1e-9), 1),
+        "latency_p50_s": _round(percentile(latencies, 50)),
+        "latency_p99_s": _round(percentile(latencies, 99)),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "processing_s": round(last - first, 2), "wall_s": round(ended - started, 2),
+        "startup_s": round(first - started, 2), "first_read": first, "last_stored": last,
+    }
+    with open(os.path.join(spec["dir"], f"{which}.json"), "w") as fh:
+        json.dump(result, fh)
+
+
+def _round(value):
+    return None if value is None else round(value, 3)
+
+
+# ---------------------------------------------------------------- the parent
+
+
+class GpuSampler(threading.Thread):
+    """Samples nvidia-smi twice a second (when there is one): GPU utilisation and memory."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples: List[tuple] = []
+        self._stop = threading.Event()
+
+    def run(self):
+        while not self._stop.wait(0.5):
+            try:
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
+                     "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                    timeout=5).stdout.splitlines()[0]
+                util, memory = (float(x) for x in out.split(","))
+                self.samples.append((time.time(), util, memory))
+            except (OSError, IndexError, ValueError, subprocess.SubprocessError):
+                return
+
+    def summary(self, since: float, until: float) -> Optional[Dict]:
+        inside = [s for s in self.samples if since <= s[0] <= until]
+        if not inside:
+            return None
+        return {"gpu_util_mean_pct": round(sum(s[1] for s in inside) / len(inside), 1),
+                "gpu_util_max_pct": max(s[1] for s in inside),
+                "gpu_memory_max_mb": max(s[2] for s in inside)}
+
+    def stop(self):
+        self._stop.set()
+
+
+def _machine() -> Dict:
+    import platform
+    info = {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "beam": beam.__version__}
+    try:
+        import torch
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def run_bench(args) -> Dict:
+    from vectorstream.pipeline.graph import choose_model
+    from vectorstream.transforms.embed import resolve_device
+    model = choose_model(args.model)
+    device = resolve_device(args.device)
+    work = tempfile.mkdtemp(prefix="vectorstream-bench-")
+    print(f"bench: {args.workload}, {args.events} events, {device}, source {args.source}, "
+          f"work dir {work}", file=sys.stderr)
+    messages = workload_messages(args.workload, args.events)
+    run_id = uuid.uuid4().hex[:8]
+    spec = {"events": args.events, "model": args.model, "model_path": model.path,
+            "dim": model.dim, "device": args.device, "source": args.source,
+            "store": args.store, "topic": f"bench-{args.workload}-{run_id}",
+            "bootstrap": args.bootstrap_servers, "ours_flags": args.ours_flag or []}
+    if args.source == "kafka":
+        from vectorstream.io.kafka import check_reachable, ensure_topic
+        from vectorstream.io.produce import produce
+        check_reachable(args.bootstrap_servers)
+        ensure_topic(args.bootstrap_servers, spec["topic"], partitions=args.partitions)
+        produce(args.bootstrap_servers, spec["topic"], messages)
+    else:
+        spec["messages"] = os.path.join(work, "messages.pickle")
+        with open(spec["messages"], "wb") as fh:
+            pickle.dump(messages, fh)
+    report = {"workload": args.workload, "events": args.events, "device": device,
+              "source": ("Kafka (local broker, " f"{args.partitions} partitions)"
+                         if args.source == "kafka" else
+                         "pre-encoded messages in memory through the same parsing code "
+                         "(no Kafka on this machine)"),
+              "model": model.name, "store": {
+                  "ours": ("Qdrant Edge (embedded shard)" if args.store == "edge"
+                           else "qdrant-client local mode"),
+                  "stock": "qdrant-client local mode (Beam's QdrantWriteConfig)"},
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "machine": _machine(), "command": " ".join(["vectorstream", "bench"] + args.argv)}
+    sampler = GpuSampler() if device == "cuda" and shutil.which("nvidia-smi") else None
+    if sampler:
+        sampler.start()
+    for which in ("ours", "stock"):
+        if which == "stock" and args.skip_stock:
+            continue
+        run_spec = dict(spec, dir=os.path.join(work, which), group=f"bench-{which}-{run_id}")
+        os.makedirs(run_spec["dir"])
+        spec_path = os.path.join(run_spec["dir"], "spec.json")
+        with open(spec_path, "w") as fh:
+            json.dump(run_spec, fh)
+        print(f"bench: running {which} …", file=sys.stderr)
+        log_path = os.path.join(run_spec["dir"], "log.txt")
+        with open(log_path, "w") as log:
+            proc = subprocess.run([sys.executable, "-m", "vectorstream.bench", "child", which,
+                                   spec_path], stdout=log, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            with open(log_path) as fh:
+                tail = fh.read()[-3000:]
+            raise RuntimeError(f"the {which} pipeline failed (exit {proc.returncode}); "
+                               f"the end of its log ({log_path}):\n{tail}")
+        with open(os.path.join(run_spec["dir"], f"{which}.json")) as fh:
+            result = json.load(fh)
+        if sampler:
+            gpu = sampler.summary(result["first_read"], result["last_stored"])
+            if gpu:
+                result.update(gpu)
+        report[which] = result
+    if sampler:
+        sampler.stop()
+    if "stock" in report and report["stock"]["events_per_s"]:
+        report["speedup"] = round(report["ours"]["events_per_s"]
+                                  / report["stock"]["events_per_s"], 2)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+ROWS = [("events/s", "events_per_s"), ("latency p50 (s)", "latency_p50_s"),
+        ("latency p99 (s)", "latency_p99_s"), ("peak RSS (MB)", "peak_rss_mb"),
+        ("stored", "stored"), ("start-up (s)", "startup_s"),
+        ("GPU util mean (%)", "gpu_util_mean_pct")]
+
+
+def table(report: Dict) -> str:
+    lines = [f"{report['workload']} · {report['events']} events · {report['device']} · "
+             f"{report['machine'].get('gpu') or str(report['machine']['cpus']) + ' CPUs'}",
+             f"{'':20} {'ours':>12} {'stock':>12}"]
+    for label, key in ROWS:
+        values = [report.get(w, {}).get(key) for w in ("ours", "stock")]
+        if all(v is None for v in values):
+            continue
+        lines.append(f"{label:20} " + " ".join(f"{'-' if v is None else v:>12}" for v in values))
+    if "speedup" in report:
+        lines.append(f"ours / stock events/s: {report['speedup']}×")
+    return "\n".join(lines)
+
+
+def chart(report: Dict, path: str) -> bool:
+    """A PNG beside the report: events/s, p99 latency and peak RSS, ours vs stock."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    which = [w for w in ("ours", "stock") if w in report]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    for ax, (label, key) in zip(axes, [("events/s", "events_per_s"),
+                                       ("latency p99 (s)", "latency_p99_s"),
+                                       ("peak RSS (MB)", "peak_rss_mb")]):
+        values = [report[w].get(key) or 0 for w in which]
+        bars = ax.bar(which, values, color=["#2a7ab0", "#b0b0b0"][:len(which)])
+        ax.bar_label(bars, fmt="%g")
+        ax.set_title(label)
+        ax.margins(y=0.2)
+    fig.suptitle(f"vectorstream bench: {report['workload']}, {report['events']} events, "
+                 f"{report['device']} ({report['machine'].get('gpu') or 'CPU'}), "
+                 f"{report['date']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workload", choices=WORKLOADS, default="unique")
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--model", help="local sentence-transformers model directory "
+                                        "(default: the packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--source", choices=("kafka", "memory"), default="kafka")
+    parser.add_argument("--bootstrap_servers", default="localhost:9092")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--store", choices=("edge", "local"), default="edge",
+                        help="our store: Qdrant Edge (as shipped) or qdrant-client local "
+                             "mode (the stock sink's store)")
+    parser.add_argument("--report", default="bench-report.json",
+                        help="JSON report path; the PNG chart goes beside it")
+    parser.add_argument("--ours_flag", action="append",
+                        help="an extra `vectorstream run` flag for ours (repeatable), "
+                             "e.g. --ours_flag=--embedding_cache_size=0")
+    parser.add_argument("--skip_stock", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (stores, logs)")
+    parser.add_argument("--chart_only", action="store_true",
+                        help="only draw the chart and table of an existing --report")
+
+
+def main_bench(args) -> int:
+    if args.chart_only:
+        with open(args.report) as fh:
+            report = json.load(fh)
+    else:
+        if args.events <= 0:
+            raise ValueError("--events must be positive")
+        report = run_bench(args)
+        with open(args.report, "w") as fh:
+            json.dump(report, fh, indent=2)
+    png = os.path.splitext(args.report)[0] + ".png"
+    if chart(report, png):
+        print(f"chart: {png}")
+    else:
+        print("chart: matplotlib is not installed here; draw it elsewhere with "
+              f"`vectorstream bench --chart_only --report {args.report}`")
+    print(f"report: {args.report}")
+    print(table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "child":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        run_child(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit("usage: python -m vectorstream.bench child ours|stock SPEC.json "
+                 "(use `vectorstream bench` instead)")
