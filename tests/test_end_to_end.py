@@ -56,7 +56,8 @@ def test_valid_events_are_stored_and_malformed_ones_dead_lettered(kafka, topic, 
     assert distributions["inference_batch_latency_micro_secs"].count >= 1
     inferences = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]
                   if c.key.metric.namespace == "vectorstream.embed"}
-    assert inferences["num_inferences"] == len(valid)
+    assert inferences["num_inferences"] >= 1  # RunInference counts batches of events
+    assert counters["events_embedded"] == len(valid)
 
     store = open_store(path=path)
     try:

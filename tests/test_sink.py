@@ -65,6 +65,13 @@ def element(i, vector=None):
     return ParsedEvent(point_id(event_id), payload, f"p{i}"), vector or [1.0, 0.0, 0.0, float(i)]
 
 
+def batches(elements, size=7):
+    """(event, vector) pairs → the (events, vectors) batches the sink takes."""
+    elements = list(elements)
+    return [([e for e, _ in elements[i:i + size]], [v for _, v in elements[i:i + size]])
+            for i in range(0, len(elements), size)]
+
+
 def sink(path, **kwargs):
     return WriteToQdrantFn("events", DIM, "test-model", path=str(path), opener=flaky_opener,
                            **kwargs)
@@ -73,7 +80,7 @@ def sink(path, **kwargs):
 def test_transient_failures_are_retried_and_nothing_is_lost_or_doubled(tmp_path):
     FAULTS["remaining"] = 4
     with TestPipeline() as p:
-        dead = (p | beam.Create([element(i) for i in range(50)])
+        dead = (p | beam.Create(batches(element(i) for i in range(50)))
                 | beam.ParDo(sink(tmp_path / "q", batch_size=20, retry_seconds=30)))
         assert_that(dead, equal_to([]))
     assert FAULTS["remaining"] == 0 and FAULTS["calls"] >= 5
@@ -88,7 +95,7 @@ def test_outage_longer_than_the_retry_budget_fails_loudly(tmp_path):
     FAULTS["remaining"] = 10_000
     with pytest.raises(Exception, match="kept failing"):
         with TestPipeline() as p:
-            _ = (p | beam.Create([element(i) for i in range(3)])
+            _ = (p | beam.Create(batches(element(i) for i in range(3)))
                  | beam.ParDo(sink(tmp_path / "q", retry_seconds=1)))
 
 
@@ -96,7 +103,7 @@ def test_a_refused_point_alone_goes_to_dead_letters(tmp_path):
     elements = [element(i) for i in range(30)]
     elements[17] = element(17, vector=[1.0, 2.0])  # wrong size: Qdrant Edge refuses it
     with TestPipeline() as p:
-        dead = (p | beam.Create(elements)
+        dead = (p | beam.Create(batches(elements))
                 | beam.ParDo(sink(tmp_path / "q", batch_size=100)))
         assert_that(dead | beam.Map(lambda r: (r["stage"], r["source"]["offset"],
                                                "dimension" in r["reason"])),
@@ -114,12 +121,12 @@ def test_flushes_on_bytes_and_on_age(tmp_path):
     try:
         fn.start_bundle()
         for i in range(12):  # ~250 bytes a point: the byte limit splits them
-            list(fn.process(element(i)))
+            list(fn.process(batches([element(i)])[0]))
         assert FAULTS["batches"] and max(FAULTS["batches"]) < 12
         written = sum(FAULTS["batches"])
-        list(fn.process(element(100)))
+        list(fn.process(batches([element(100)])[0]))
         time.sleep(0.35)
-        list(fn.process(element(101)))  # the buffer is older than flush_seconds now
+        list(fn.process(batches([element(101)])[0]))  # the buffer is older than flush_seconds now
         assert sum(FAULTS["batches"]) == 14 > written
         list(fn.finish_bundle())
     finally:
@@ -139,7 +146,7 @@ def test_failure_classification(exc, transient):
 
 def test_during_an_outage_the_pipeline_holds_back(kafka, topic, tmp_path):
     """Qdrant down (injected at the client) while 2,000 events wait in Kafka: the reader,
-    fused with the blocked sink, reads no further than the batch being retried, so memory
+    fused with the blocked sink, reads no further than the batches in flight, so memory
     stays bounded; when Qdrant is back everything is stored."""
     import threading
     from vectorstream.io.produce import generate, produce
@@ -153,6 +160,7 @@ def test_during_an_outage_the_pipeline_holds_back(kafka, topic, tmp_path):
                              "--consumer_group", f"outage-{uuid.uuid4().hex[:6]}",
                              "--max_num_records", "2000", "--max_read_time", "300",
                              "--qdrant_path", str(tmp_path / "q"), "--write_batch_size", "64",
+                             "--batch_events", "100",
                              "--dead_letter_path", str(tmp_path / "dead.jsonl")])
     FAULTS["remaining"] = 10_000  # down from the start
     before = TALLY.snapshot(0)[0]

@@ -42,12 +42,12 @@ def test_windows_dead_letters_and_stored_points(tmp_path):
               .add_elements([TimestampedValue(message(3, 13, "c"), BASE + 13)])
               .advance_watermark_to_infinity())
 
-    def window_of(event, win=beam.DoFn.WindowParam):
-        return event.payload["event_id"], int(win.start), int(win.end)
+    def windows_of(events, win=beam.DoFn.WindowParam):
+        return [(event.payload["event_id"], int(win.start), int(win.end)) for event in events]
 
     with TestPipeline(options=options) as p:
         out = p | stream | EventsToQdrant(options, choose_model(None))
-        assert_that(out["events"] | beam.Map(window_of), equal_to([
+        assert_that(out["events"] | beam.FlatMap(windows_of), equal_to([
             ("a", BASE, BASE + 10), ("b", BASE, BASE + 10), ("c", BASE + 10, BASE + 20)]),
             label="events land in their event-time windows")
         assert_that(out["dead_letters"] | beam.Map(lambda r: (r["stage"], r["original"],
@@ -64,27 +64,34 @@ def test_windows_dead_letters_and_stored_points(tmp_path):
 
 class FailingOnBombs:
     """Fault injected at the model boundary (a real model cannot be made to fail on
-    demand): the packaged model, except that a batch holding "💥" raises."""
+    demand): the packaged model, except that a model call holding "💥" raises."""
 
     def __new__(cls, *args, **kwargs):
         from vectorstream.transforms.embed import SentenceEmbeddingHandler
 
-        class Handler(SentenceEmbeddingHandler):
-            def run_inference(self, batch, model, inference_args=None):
-                if any("💥" in text for text in batch):
+        class Bombs:
+            def __init__(self, encoder):
+                self.encoder = encoder
+
+            def encode(self, texts):
+                if any("💥" in text for text in texts):
                     raise RuntimeError("CUDA out of memory (injected)")
-                return super().run_inference(batch, model, inference_args)
+                return self.encoder.encode(texts)
+
+        class Handler(SentenceEmbeddingHandler):
+            def load_model(self):
+                return Bombs(super().load_model())
 
         return Handler(*args, **kwargs)
 
 
-def test_embedding_failures_become_dead_letters(tmp_path):
-    options = PipelineOptions(["--qdrant_path", str(tmp_path / "q"),
-                               "--inference_batch_size", "1"])
+def test_embedding_failures_become_dead_letters_and_spare_the_rest_of_the_batch(tmp_path):
+    options = PipelineOptions(["--qdrant_path", str(tmp_path / "q")])
     bomb = json.loads(message(1, 2, "b").value)
     bomb["product"]["name"] = "💥 bomb"
     messages = [message(0, 1, "a"),
-                message(1, 2, value=json.dumps(bomb, ensure_ascii=False).encode())]
+                message(1, 2, value=json.dumps(bomb, ensure_ascii=False).encode()),
+                message(2, 3, "c")]
     with TestPipeline(options=options) as p:
         out = (p | beam.Create(messages)
                | EventsToQdrant(options, choose_model(None), handler_class=FailingOnBombs))
@@ -94,7 +101,8 @@ def test_embedding_failures_become_dead_letters(tmp_path):
             equal_to([("embed", "b", True)]))
     store = open_store(path=str(tmp_path / "q"))
     try:
-        assert {h.id for h in store.scroll("ecommerce_events")} == {point_id("a")}
+        assert {h.id for h in store.scroll("ecommerce_events")} == {point_id("a"),
+                                                                   point_id("c")}
     finally:
         store.close()
 

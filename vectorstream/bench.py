@@ -487,7 +487,14 @@ def main_bench(args) -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "child":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        run_child(sys.argv[2], sys.argv[3])
+        if os.environ.get("VECTORSTREAM_BENCH_PROFILE"):  # where the CPU time goes
+            import cProfile
+            import pstats
+            profiler = cProfile.Profile()
+            profiler.runcall(run_child, sys.argv[2], sys.argv[3])
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
+        else:
+            run_child(sys.argv[2], sys.argv[3])
     else:
         sys.exit("usage: python -m vectorstream.bench child ours|stock SPEC.json "
                  "(use `vectorstream bench` instead)")

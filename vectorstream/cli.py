@@ -68,6 +68,12 @@ def cmd_run(args, extra: List[str]) -> int:
     return 0
 
 
+def cmd_presets(args, extra) -> int:
+    from vectorstream.runners.presets import describe_presets
+    print(describe_presets())
+    return 0
+
+
 def counters(result) -> dict:
     """The pipeline's `vectorstream` counters, or {} where the runner cannot report them."""
     try:
@@ -233,6 +239,10 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", add_help=False,
                        help="Run the pipeline (`vectorstream run --help` lists its flags).")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("presets", help="The runner presets (`run --preset NAME`), each "
+                                        "with a copy-paste command.")
+    p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("kafka", help="Start, stop or check the local Kafka broker.")
     p.add_argument("action", choices=("start", "stop", "status"))

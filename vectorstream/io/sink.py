@@ -121,7 +121,8 @@ def _point_bytes(point: Point, payload_size: int = 0) -> int:
 
 
 class WriteToQdrantFn(beam.DoFn):
-    """(ParsedEvent, vector) elements in; points upserted in batches; dead letters out."""
+    """(events, vectors) batches in; points upserted in batches of its own (count, bytes,
+    age); dead letters out."""
 
     def __init__(self, collection: str, dim: int, model_name: str,
                  url: Optional[str] = None, path: Optional[str] = None,
@@ -167,20 +168,21 @@ class WriteToQdrantFn(beam.DoFn):
         self._buffer, self._buffered_bytes = [], 0
 
     def process(self, element, window=beam.DoFn.WindowParam):
-        event, vector = element
-        payload = dict(event.payload)
-        payload["model"] = self._model_name
-        point = Point(event.point_id, vector, payload, window)
-        size = _point_bytes(point, event.size)
-        if self._buffer and self._buffered_bytes + size > self._batch_bytes:
-            yield from (record for record, _ in self._flush())
-        if not self._buffer:
-            self._oldest = time.monotonic()
-        self._buffer.append(point)
-        self._buffered_bytes += size
-        if (len(self._buffer) >= self._batch_size
-                or time.monotonic() - self._oldest >= self._flush_seconds):
-            yield from (record for record, _ in self._flush())
+        events, vectors = element
+        for event, vector in zip(events, vectors):
+            payload = dict(event.payload)
+            payload["model"] = self._model_name
+            point = Point(event.point_id, vector, payload, window)
+            size = _point_bytes(point, event.size)
+            if self._buffer and self._buffered_bytes + size > self._batch_bytes:
+                yield from (record for record, _ in self._flush())
+            if not self._buffer:
+                self._oldest = time.monotonic()
+            self._buffer.append(point)
+            self._buffered_bytes += size
+            if (len(self._buffer) >= self._batch_size
+                    or time.monotonic() - self._oldest >= self._flush_seconds):
+                yield from (record for record, _ in self._flush())
 
     def finish_bundle(self):
         for record, window in self._flush():

@@ -47,17 +47,44 @@ def choose_model(model: Optional[str]) -> ModelChoice:
 
 
 def embed_dead_letters(batch, error):
-    """RunInference's failed batch → one dead letter per event in it (stage "embed")."""
+    """RunInference's failed call → one dead letter per event in it (stage "embed")."""
     reason = f"embedding failed: {error!r}" if not isinstance(error, str) else error
-    for event, _text in batch:
-        yield event_dead_letter("embed", reason, event.payload)
+    for events, _texts in batch:
+        for event in events:
+            yield event_dead_letter("embed", reason, event.payload)
+
+
+class PairVectors(beam.DoFn):
+    """(events, RunInference result) → (events, vectors) for the sink; an event whose text
+    the model failed on is a dead letter (stage "embed")."""
+
+    def __init__(self):
+        from apache_beam.metrics import Metrics
+        self.embedded = Metrics.counter("vectorstream", "events_embedded")
+
+    def process(self, element):
+        events, result = element
+        kept, vectors = [], []
+        for event, vector in zip(events, result.inference):
+            if isinstance(vector, str):
+                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, event_dead_letter(
+                    "embed", vector, event.payload))
+            else:
+                kept.append(event)
+                vectors.append(vector)
+        if kept:
+            self.embedded.inc(len(kept))
+            yield kept, vectors
 
 
 class EventsToQdrant(beam.PTransform):
     """KafkaMessage elements → validated, windowed, embedded and written to Qdrant.
 
-    Returns a dict of PCollections: `events` (the windowed, valid events) and
-    `dead_letters` (records for every message that is not a valid event).
+    The hot path carries batches, not single events: messages are windowed, then batched
+    per window and bundle (Beam's BatchElements), and each batch is parsed, embedded and
+    written as one element. Returns a dict of PCollections: `events` (batches of valid
+    events, in their windows) and `dead_letters` (a record for every message that is not
+    a valid, stored event).
     """
 
     def __init__(self, options: PipelineOptions, model: ModelChoice,
@@ -74,42 +101,45 @@ class EventsToQdrant(beam.PTransform):
         handler = KeyedModelHandler(self._handler_class(
             model.path, device=vs.device, batch_size=vs.inference_batch_size,
             cache_size=vs.embedding_cache_size))
-        parsed = messages | "Parse and validate events" >> ParseEvents()
-        windowed = parsed.events | "Window into fixed intervals" >> beam.WindowInto(
-            beam.window.FixedWindows(vs.window_seconds))
+        batches = (messages
+                   | "Window into fixed intervals" >> beam.WindowInto(
+                       beam.window.FixedWindows(vs.window_seconds))
+                   | "Batch messages" >> beam.BatchElements(
+                       min_batch_size=vs.batch_events, max_batch_size=vs.batch_events))
+        parsed = batches | "Parse and validate events" >> ParseEvents()
         embedded, failed = (
-            windowed
-            | "Key by event" >> beam.Map(lambda event: (event, event.text))
+            parsed.events
+            | "Texts of each batch" >> beam.Map(
+                lambda events: (events, [event.text for event in events]))
             | "Embed product text" >> RunInference(handler).with_exception_handling())
+        paired = embedded | "Vectors with events" >> beam.ParDo(PairVectors()).with_outputs(
+            DEAD_LETTERS, main="pairs")
         embed_failures = (failed.failed_inferences
-                          | "Failed batches to dead letters" >> beam.FlatMapTuple(
+                          | "Failed calls to dead letters" >> beam.FlatMapTuple(
                               embed_dead_letters))
-        write_failures = (
-            embedded
-             | "Keep vector with event" >> beam.MapTuple(
-                 lambda event, result: (event, result.inference))
-             | "Write to Qdrant" >> beam.ParDo(WriteToQdrantFn(
-                 vs.collection, model.dim, model.name, url=vs.qdrant_url,
-                 path=None if vs.qdrant_url else vs.qdrant_path,
-                 batch_size=vs.write_batch_size, batch_bytes=vs.write_batch_bytes,
-                 flush_seconds=vs.flush_seconds, retry_seconds=vs.write_retry_seconds,
-                 opener=self._opener)))
-        later_failures = ((embed_failures, write_failures)
-                          | "Embed and write failures" >> beam.Flatten()
-                          | "Dead letters leave the windows" >> beam.WindowInto(
-                              beam.window.GlobalWindows()))
-        dead_letters = ((parsed[DEAD_LETTERS], later_failures)
-                        | "All dead letters" >> beam.Flatten())
-        return {"events": windowed, "dead_letters": dead_letters}
+        write_failures = paired.pairs | "Write to Qdrant" >> beam.ParDo(WriteToQdrantFn(
+            vs.collection, model.dim, model.name, url=vs.qdrant_url,
+            path=None if vs.qdrant_url else vs.qdrant_path,
+            batch_size=vs.write_batch_size, batch_bytes=vs.write_batch_bytes,
+            flush_seconds=vs.flush_seconds, retry_seconds=vs.write_retry_seconds,
+            opener=self._opener))
+        dead_letters = ((parsed[DEAD_LETTERS], paired[DEAD_LETTERS], embed_failures,
+                         write_failures)
+                        | "All dead letters" >> beam.Flatten()
+                        | "Dead letters leave the windows" >> beam.WindowInto(
+                            beam.window.GlobalWindows()))
+        return {"events": parsed.events, "dead_letters": dead_letters}
 
 
 def kafka_source(options: PipelineOptions) -> beam.PTransform:
     """The transform that reads the input topic as KafkaMessage elements."""
+    from vectorstream.runners.java import choose_reader
     vs = options.view_as(VectorStreamOptions)
     return ReadEvents(KafkaSource(
         vs.bootstrap(), vs.topic, group=vs.consumer_group, start_from=vs.start_from,
         max_num_records=vs.max_num_records, max_read_time=vs.max_read_time,
-        config=vs.kafka_extra()))
+        config=vs.kafka_extra()), reader=choose_reader(options),
+        java_environment=vs.java_environment)
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions,
@@ -153,14 +183,29 @@ def preflight(options: PipelineOptions) -> ModelChoice:
     return model
 
 
+def prepare_runner(options: PipelineOptions) -> None:
+    """Fetches the Java pieces the chosen runner and reader need (once, with Maven), so a
+    missing one is one readable message before anything starts."""
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions
+    from vectorstream.runners import java
+    flink = options.view_as(FlinkRunnerOptions)
+    if java.runner_name(options) == "FlinkRunner" and not flink.flink_job_server_jar:
+        flink.flink_job_server_jar = java.flink_job_server_jar()
+    if java.choose_reader(options) == "java":
+        java.beam_jar(java.IO_EXPANSION_SERVICE)
+
+
 def run(argv: Optional[List[str]] = None, wait: bool = True):
-    """Parses flags, checks services, builds and runs the pipeline. Returns the result."""
-    options = parse_options(argv)
+    """Parses flags (a --preset first), checks services, builds and runs the pipeline.
+    Returns the result."""
+    from vectorstream.runners.presets import apply_preset
+    options = parse_options(apply_preset(list(argv or [])))
     vs = options.view_as(VectorStreamOptions)
     bounded = vs.max_num_records is not None or vs.max_read_time is not None
     if not bounded:
         options.view_as(StandardOptions).streaming = True
     model = preflight(options)
+    prepare_runner(options)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, options, model)
     reporter = None

@@ -47,6 +47,16 @@ class VectorStreamOptions(PipelineOptions):
         kafka.add_argument("--consumer_group", default="vectorstream",
                            help="Consumer group: where a run starts, and where finished work "
                                 "is committed.")
+        kafka.add_argument("--kafka_reader", default="auto", choices=("auto", "python", "java"),
+                           help="python: our reader (confluent-kafka); java: Beam's "
+                                "ReadFromKafka (KafkaIO through its expansion service jar); "
+                                "auto: java on runners with JVM workers (Flink, Dataflow), "
+                                "python elsewhere.")
+        kafka.add_argument("--java_environment", default=None,
+                           help="Where the Java reader's SDK harness runs: PROCESS:BOOT "
+                                "(the Java SDK boot binary on each worker, as in the stack's "
+                                "Flink image) or EMBEDDED; default: Beam's (a Docker "
+                                "container).")
         kafka.add_argument("--start_from", default="earliest", choices=("earliest", "latest"),
                            help="Where to start in partitions the group has no offset for.")
         kafka.add_argument("--max_num_records", type=_positive_int, default=None,
@@ -73,8 +83,12 @@ class VectorStreamOptions(PipelineOptions):
                                    "packaged all-MiniLM-L6-v2).")
         pipeline.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                               help="Where the model runs: auto picks CUDA when present.")
+        pipeline.add_argument("--batch_events", type=_positive_int, default=512,
+                              help="Most events per batch through parse, embed and write "
+                                   "(a batch also ends with its bundle, at most ~1 s).")
         pipeline.add_argument("--inference_batch_size", type=_positive_int, default=64,
-                              help="Largest batch of texts the model embeds at once.")
+                              help="Texts per model forward pass (a batch of events is sorted "
+                                   "by length and run this many at a time).")
         pipeline.add_argument("--embedding_cache_size", type=int, default=50_000,
                               help="Texts whose vectors are kept (LRU) so a product seen again "
                                    "is not embedded again; 0 turns the cache off. ~1.5 KB each "
@@ -116,6 +130,7 @@ class _StrictParser(_BeamArgumentParser):
 
 
 def _all_options_parser() -> argparse.ArgumentParser:
+    import vectorstream.runners.presets  # noqa: F401  (declares the Flink pass-through flags)
     parser = _StrictParser(allow_abbrev=False)
     seen = set()
 

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Dict, Iterable, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
@@ -73,9 +73,10 @@ class CachedEncoder:
     see the same products all day) is not embedded again. One per loaded model, so the
     key is the text alone; shared by the threads that share the model."""
 
-    def __init__(self, model, max_entries: int):
+    def __init__(self, model, max_entries: int, batch_size: int = 64):
         self.model = model
         self.max_entries = max_entries
+        self.batch_size = batch_size
         self._cache: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -92,7 +93,9 @@ class CachedEncoder:
                         found[text] = vector
         missing = list(dict.fromkeys(t for t in texts if t not in found))  # unique, in order
         if missing:
-            vectors = self.model.encode(missing, batch_size=len(missing),
+            # encode sorts the texts by length and runs them batch_size at a time, so a
+            # large batch of events is padded little.
+            vectors = self.model.encode(missing, batch_size=self.batch_size,
                                         normalize_embeddings=True, convert_to_numpy=True,
                                         show_progress_bar=False)
             found.update(zip(missing, vectors))
@@ -107,31 +110,49 @@ class CachedEncoder:
         return [found[t] for t in texts]
 
 
-class SentenceEmbeddingHandler(ModelHandler[str, PredictionResult, Any]):
-    """RunInference handler: a batch of texts in, one normalised vector per text out."""
+class SentenceEmbeddingHandler(ModelHandler[List[str], PredictionResult, Any]):
+    """RunInference handler over batches of events: each example is the list of texts of
+    one batch; its inference is a list holding, per text, its normalised vector or (when
+    the model fails on that text alone) the reason as a string. A failing call is split
+    in halves until the texts that fail are isolated, so one bad text does not take the
+    rest of its batch with it."""
 
     def __init__(self, model_path: str, device: str = "auto", batch_size: int = 64,
-                 max_batch_size: Optional[int] = None, cache_size: int = 50_000):
+                 cache_size: int = 50_000):
         super().__init__()
         self._model_path = model_path
         self._device = device
         self._batch_size = batch_size
-        self._max_batch_size = max_batch_size or batch_size
         self._cache_size = cache_size
 
     def load_model(self):
         device = resolve_device(self._device)
         _LOG.info("loading %s on %s (embedding cache: %d texts)", self._model_path, device,
                   self._cache_size)
-        return CachedEncoder(_load(self._model_path, device), self._cache_size)
+        return CachedEncoder(_load(self._model_path, device), self._cache_size,
+                             self._batch_size)
 
-    def run_inference(self, batch: Sequence[str], model, inference_args: Optional[Dict] = None
-                      ) -> Iterable[PredictionResult]:
-        vectors = model.encode(list(batch))
-        return [PredictionResult(text, vector) for text, vector in zip(batch, vectors)]
+    def encode(self, texts: Sequence[str], model) -> list:
+        """Vectors for `texts`; the texts the model fails on alone get the reason instead."""
+        try:
+            return list(model.encode(list(texts)))
+        except Exception as exc:  # pylint: disable=broad-except
+            if len(texts) == 1:
+                return [f"embedding failed: {exc!r}"]
+            middle = len(texts) // 2
+            return self.encode(texts[:middle], model) + self.encode(texts[middle:], model)
+
+    def run_inference(self, batch: Sequence[List[str]], model,
+                      inference_args: Optional[Dict] = None) -> Iterable[PredictionResult]:
+        results = self.encode([text for texts in batch for text in texts], model)
+        out, start = [], 0
+        for texts in batch:
+            out.append(PredictionResult(texts, results[start:start + len(texts)]))
+            start += len(texts)
+        return out
 
     def batch_elements_kwargs(self):
-        return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
+        return {"min_batch_size": 1, "max_batch_size": 1}  # each example is a batch already
 
     def get_metrics_namespace(self) -> str:
         return "vectorstream.embed"

@@ -75,39 +75,50 @@ def encode_dead_letter(record: Dict[str, Any]) -> tuple:
     return key.encode(), json.dumps(record, ensure_ascii=False).encode("utf-8")
 
 
+def parse_message(message) -> "ParsedEvent":
+    """One Kafka message → a ParsedEvent; raises InvalidEvent with the reason."""
+    event = parse_event(message.value)
+    payload = event.payload()
+    # A fingerprint of the event's content: a replay has the same one, a different
+    # event reusing the event_id does not (the sink refuses that one).
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+    payload["event_hash"] = hashlib.sha1(canonical).hexdigest()[:20]
+    payload["kafka"] = {"topic": message.topic, "partition": message.partition,
+                        "offset": message.offset, "timestamp_ms": message.timestamp_ms}
+    return ParsedEvent(event.point_id, payload, event.text, len(canonical) + 256)
+
+
 class _ParseFn(beam.DoFn):
     def __init__(self):
         self.valid = Metrics.counter("vectorstream", "events_valid")
         self.invalid = Metrics.counter("vectorstream", "events_invalid")
         self.read = Metrics.counter("vectorstream", "events_read")
 
-    def process(self, message):
-        self.read.inc()
-        TALLY.add("read")
-        try:
-            event = parse_event(message.value)
-        except InvalidEvent as exc:
-            self.invalid.inc()
-            TALLY.add("invalid")
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                "parse", str(exc), message.value,
-                {"topic": message.topic, "partition": message.partition,
-                 "offset": message.offset}))
-            return
-        self.valid.inc()
-        payload = event.payload()
-        # A fingerprint of the event's content: a replay has the same one, a different
-        # event reusing the event_id does not (the sink refuses that one).
-        canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
-        payload["event_hash"] = hashlib.sha1(canonical).hexdigest()[:20]
-        payload["kafka"] = {"topic": message.topic, "partition": message.partition,
-                            "offset": message.offset, "timestamp_ms": message.timestamp_ms}
-        yield ParsedEvent(event.point_id, payload, event.text, len(canonical) + 256)
+    def process(self, messages):
+        events = []
+        for message in messages:
+            try:
+                events.append(parse_message(message))
+            except InvalidEvent as exc:
+                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                    "parse", str(exc), message.value,
+                    {"topic": message.topic, "partition": message.partition,
+                     "offset": message.offset}))
+        invalid = len(messages) - len(events)
+        self.read.inc(len(messages))
+        self.valid.inc(len(events))
+        TALLY.add("read", len(messages))
+        if invalid:
+            self.invalid.inc(invalid)
+            TALLY.add("invalid", invalid)
+        if events:
+            yield events
 
 
 class ParseEvents(beam.PTransform):
-    """KafkaMessage → ParsedEvent (main output) and dead-letter records (`dead_letters`)."""
+    """Batches (lists) of KafkaMessage → batches of ParsedEvent (main output) and one
+    dead-letter record per invalid message (`dead_letters`). A batch keeps its window."""
 
-    def expand(self, messages):
-        return messages | "Validate events" >> beam.ParDo(_ParseFn()).with_outputs(
+    def expand(self, batches):
+        return batches | "Validate events" >> beam.ParDo(_ParseFn()).with_outputs(
             DEAD_LETTERS, main="events")

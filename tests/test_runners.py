@@ -1,0 +1,135 @@
+"""Runner presets, the reader choice, and the runs on other engines.
+
+The FlinkRunner end-to-end test and the Java-reader equivalence test need Beam's Flink job
+server and IO expansion service jars; Maven fetches them into Beam's jar cache. Where
+Maven Central (as this machine reaches it) does not serve them, those two tests are
+skipped with Maven's own error, and the test below proves a user gets one readable
+message instead of a stack trace.
+"""
+import uuid
+
+import pytest
+
+from vectorstream.pipeline.options import UsageError, parse_options
+from vectorstream.runners.java import choose_reader, environment_args
+from vectorstream.runners.maven import MavenError
+from vectorstream.runners.presets import PRESETS, apply_preset
+
+REQUIRED_VALUES = {"--project": "p", "--region": "us-central1", "--temp_location": "gs://b/t",
+                   "--sdk_container_image": "r/p/worker:1", "--qdrant_url": "https://q:6333",
+                   "--bootstrap_servers": "b:9092"}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_parses_and_picks_its_runner_and_reader(name):
+    preset = PRESETS[name]
+    argv = ["--preset", name, "--topic", "t"]
+    for flag, _ in preset.required:
+        argv += [flag, REQUIRED_VALUES[flag]]
+    options = parse_options(apply_preset(argv))
+    runner = options.get_all_options()["runner"]
+    assert runner == {"direct": "DirectRunner", "flink-local": "FlinkRunner",
+                      "flink": "FlinkRunner", "dataflow-gpu": "DataflowRunner"}[name]
+    assert choose_reader(options) == ("java" if name in ("flink", "dataflow-gpu") else "python")
+
+
+def test_the_command_line_overrides_the_preset():
+    options = parse_options(apply_preset(["--preset=flink-local", "--parallelism", "4"]))
+    assert options.get_all_options()["parallelism"] == 4
+
+
+def test_a_preset_missing_what_only_you_know_says_what_to_give():
+    with pytest.raises(UsageError, match="--project .*--region"):
+        apply_preset(["--preset", "dataflow-gpu", "--topic", "t"])
+    with pytest.raises(UsageError, match="unknown --preset 'spark'"):
+        apply_preset(["--preset", "spark"])
+
+
+def test_auto_reader_is_java_only_where_workers_have_a_jvm():
+    assert choose_reader(parse_options([])) == "python"
+    assert choose_reader(parse_options(["--runner", "FlinkRunner"])) == "java"
+    assert choose_reader(parse_options(["--runner", "DataflowRunner"])) == "java"
+    assert choose_reader(parse_options(["--runner", "FlinkRunner",
+                                        "--kafka_reader", "python"])) == "python"
+
+
+def test_java_environment_flag():
+    assert environment_args("PROCESS:/opt/apache/beam_java/boot") == [
+        "--defaultEnvironmentType=PROCESS",
+        '--defaultEnvironmentConfig={"command": "/opt/apache/beam_java/boot"}']
+    assert environment_args("EMBEDDED") == ["--defaultEnvironmentType=EMBEDDED"]
+    with pytest.raises(UsageError):
+        environment_args("DOCKER")
+
+
+def test_a_java_jar_maven_cannot_fetch_is_one_readable_message(tmp_path, monkeypatch):
+    from vectorstream.runners import java
+    monkeypatch.setattr(java, "JAR_CACHE", str(tmp_path))
+    with pytest.raises(MavenError, match="could not fetch org.apache.beam:"
+                                         "beam-no-such-artifact:0.0.1 with Maven") as info:
+        java.beam_jar("beam-no-such-artifact", "0.0.1")
+    assert "--kafka_reader=python" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def _jar_or_skip(fetch):
+    try:
+        return fetch()
+    except MavenError as exc:
+        pytest.skip(f"not available on this machine: {exc}")
+
+
+def test_java_and_python_readers_give_the_same_elements(kafka, tmp_path):
+    """Both readers over one 4-partition topic: the same (partition, offset, key, value,
+    timestamp) set. Runs where Beam's IO expansion service jar can be fetched."""
+    import apache_beam as beam
+    from vectorstream.io.kafka import KafkaSource, ReadEvents, ensure_topic
+    from vectorstream.io.produce import generate, produce
+    from vectorstream.runners import java
+    _jar_or_skip(lambda: java.beam_jar(java.IO_EXPANSION_SERVICE))
+    topic = f"readers-{uuid.uuid4().hex[:8]}"
+    ensure_topic(kafka, topic, partitions=4)
+    produce(kafka, topic, list(generate(200, seed=5)))
+    seen = {}
+    for reader in ("python", "java"):
+        out = tmp_path / reader
+        source = KafkaSource(kafka, topic, group=f"{reader}-{topic}", max_num_records=200)
+        with beam.Pipeline() as p:
+            (p | ReadEvents(source, reader=reader, java_environment="EMBEDDED")
+             | beam.Map(lambda m: repr((m.partition, m.offset, m.key, m.value, m.timestamp_ms)))
+             | beam.io.WriteToText(str(out)))
+        seen[reader] = {line for path in tmp_path.glob(f"{reader}*")
+                        for line in path.read_text().splitlines()}
+    assert len(seen["python"]) == 200
+    assert seen["python"] == seen["java"]
+
+
+@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "unbounded"])
+def test_flink_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, bounded):
+    """FlinkRunner (embedded mini-cluster, LOOPBACK Python), 4 partitions, parallelism 2,
+    checkpointing on: each valid event stored once. Runs where Beam's Flink job server jar
+    can be fetched."""
+    from vectorstream.io.kafka import ensure_topic
+    from vectorstream.io.produce import generate, produce
+    from vectorstream.io.qdrant import open_store
+    from vectorstream.pipeline.graph import run
+    from vectorstream.runners import java
+    jar = _jar_or_skip(java.flink_job_server_jar)
+    topic = f"flink-{uuid.uuid4().hex[:8]}"
+    ensure_topic(kafka, topic, partitions=4)
+    messages = list(generate(400, seed=9, bad_fraction=0.05))
+    produce(kafka, topic, messages)
+    valid = {m[2]["event_id"] for m in messages if m[2] is not None}
+    argv = ["--preset", "flink-local", "--flink_job_server_jar", jar,
+            "--bootstrap_servers", kafka, "--topic", topic, "--kafka_reader", "python",
+            "--qdrant_path", str(tmp_path / "q"), "--dead_letter_path",
+            str(tmp_path / "dead.jsonl"), "--progress_seconds", "0"]
+    argv += (["--max_num_records", str(len(messages))] if bounded
+             else ["--max_read_time", "60", "--streaming"])
+    run(argv)
+    store = open_store(path=str(tmp_path / "q"))
+    try:
+        ids = [h.payload["event_id"] for h in store.scroll("ecommerce_events")]
+    finally:
+        store.close()
+    assert sorted(ids) == sorted(valid)
