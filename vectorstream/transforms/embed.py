@@ -68,6 +68,15 @@ def _load(path: str, device: str):
     return model
 
 
+def warm_up(model, batch_size: int) -> None:
+    """A few throw-away batches at load time: the first forward passes pay for lazy
+    imports, kernel selection and CUDA context set-up (seconds on a GPU), which would
+    otherwise land on the first events of the stream."""
+    for words in (4, 32, 120):
+        model.encode([" ".join(["warm"] * words)] * min(batch_size, 64), batch_size=batch_size,
+                     show_progress_bar=False)
+
+
 class CachedEncoder:
     """The model with an LRU cache of vectors keyed by text: a product seen again (shops
     see the same products all day) is not embedded again. One per loaded model, so the
@@ -129,8 +138,9 @@ class SentenceEmbeddingHandler(ModelHandler[List[str], PredictionResult, Any]):
         device = resolve_device(self._device)
         _LOG.info("loading %s on %s (embedding cache: %d texts)", self._model_path, device,
                   self._cache_size)
-        return CachedEncoder(_load(self._model_path, device), self._cache_size,
-                             self._batch_size)
+        model = _load(self._model_path, device)
+        warm_up(model, self._batch_size)
+        return CachedEncoder(model, self._cache_size, self._batch_size)
 
     def encode(self, texts: Sequence[str], model) -> list:
         """Vectors for `texts`; the texts the model fails on alone get the reason instead."""
