@@ -1,5 +1,9 @@
 """Runner presets, the reader choice, and the runs on other engines.
 
+Beam's Prism runner (a portable job server in Go, built once with `go install` from the
+Go module proxy) runs the end-to-end test here: the pipeline goes through a separate job
+service, the Fn API and bundle finalization, as on Flink.
+
 The FlinkRunner end-to-end test and the Java-reader equivalence test need Beam's Flink job
 server and IO expansion service jars; Maven fetches them into Beam's jar cache. Where
 Maven Central (as this machine reaches it) does not serve them, those two tests are
@@ -28,9 +32,11 @@ def test_every_preset_parses_and_picks_its_runner_and_reader(name):
         argv += [flag, REQUIRED_VALUES[flag]]
     options = parse_options(apply_preset(argv))
     runner = options.get_all_options()["runner"]
-    assert runner == {"direct": "DirectRunner", "flink-local": "FlinkRunner",
+    assert runner == {"direct": "DirectRunner", "prism": "PrismRunner",
+                      "flink-local": "FlinkRunner",
                       "flink": "FlinkRunner", "dataflow-gpu": "DataflowRunner"}[name]
-    assert choose_reader(options) == ("java" if name in ("flink", "dataflow-gpu") else "python")
+    assert choose_reader(options) == ("java" if name in ("flink", "dataflow-gpu")
+                                      else "python")
 
 
 def test_the_command_line_overrides_the_preset():
@@ -109,27 +115,53 @@ def test_flink_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, boun
     """FlinkRunner (embedded mini-cluster, LOOPBACK Python), 4 partitions, parallelism 2,
     checkpointing on: each valid event stored once. Runs where Beam's Flink job server jar
     can be fetched."""
+    from vectorstream.runners import java
+    jar = _jar_or_skip(java.flink_job_server_jar)
+    _run_on(kafka, tmp_path, ["--preset", "flink-local", "--flink_job_server_jar", jar,
+                              "--kafka_reader", "python"], bounded)
+
+
+def _run_on(kafka, tmp_path, runner_flags, bounded, count=400):
     from vectorstream.io.kafka import ensure_topic
     from vectorstream.io.produce import generate, produce
     from vectorstream.io.qdrant import open_store
     from vectorstream.pipeline.graph import run
-    from vectorstream.runners import java
-    jar = _jar_or_skip(java.flink_job_server_jar)
-    topic = f"flink-{uuid.uuid4().hex[:8]}"
+    topic = f"runner-{uuid.uuid4().hex[:8]}"
     ensure_topic(kafka, topic, partitions=4)
-    messages = list(generate(400, seed=9, bad_fraction=0.05))
+    messages = list(generate(count, seed=9, bad_fraction=0.05))
     produce(kafka, topic, messages)
     valid = {m[2]["event_id"] for m in messages if m[2] is not None}
-    argv = ["--preset", "flink-local", "--flink_job_server_jar", jar,
-            "--bootstrap_servers", kafka, "--topic", topic, "--kafka_reader", "python",
-            "--qdrant_path", str(tmp_path / "q"), "--dead_letter_path",
-            str(tmp_path / "dead.jsonl"), "--progress_seconds", "0"]
+    group = f"g-{topic}"
+    argv = runner_flags + [
+        "--bootstrap_servers", kafka, "--topic", topic, "--consumer_group", group,
+        "--qdrant_path", str(tmp_path / "q"), "--dead_letter_path",
+        str(tmp_path / "dead.jsonl"), "--progress_seconds", "0"]
     argv += (["--max_num_records", str(len(messages))] if bounded
-             else ["--max_read_time", "60", "--streaming"])
+             else ["--max_read_time", "20", "--streaming"])
     run(argv)
     store = open_store(path=str(tmp_path / "q"))
     try:
         ids = [h.payload["event_id"] for h in store.scroll("ecommerce_events")]
     finally:
         store.close()
-    assert sorted(ids) == sorted(valid)
+    assert sorted(ids) == sorted(valid), "each valid event stored exactly once"
+    dead = (tmp_path / "dead.jsonl").read_text().splitlines()
+    assert len(dead) == len(messages) - len(valid)
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(4)],
+                                       timeout=10)
+    finally:
+        consumer.close()
+    assert sum(tp.offset for tp in committed) == len(messages), "offsets committed"
+
+
+@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "unbounded"])
+def test_prism_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, bounded):
+    """PrismRunner (Beam's portable runner; LOOPBACK Python), 4 partitions, bounded and
+    streaming: each valid event stored once, each bad one a dead letter, offsets
+    committed through bundle finalization."""
+    from vectorstream.runners import java
+    _jar_or_skip(java.prism_binary)  # built with Go on first use (a few minutes)
+    _run_on(kafka, tmp_path, ["--preset", "prism"], bounded)

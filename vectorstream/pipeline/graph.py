@@ -186,11 +186,14 @@ def preflight(options: PipelineOptions) -> ModelChoice:
 def prepare_runner(options: PipelineOptions) -> None:
     """Fetches the Java pieces the chosen runner and reader need (once, with Maven), so a
     missing one is one readable message before anything starts."""
-    from apache_beam.options.pipeline_options import FlinkRunnerOptions
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, PrismRunnerOptions
     from vectorstream.runners import java
     flink = options.view_as(FlinkRunnerOptions)
     if java.runner_name(options) == "FlinkRunner" and not flink.flink_job_server_jar:
         flink.flink_job_server_jar = java.flink_job_server_jar()
+    prism = options.view_as(PrismRunnerOptions)
+    if java.runner_name(options) == "PrismRunner" and not prism.prism_location:
+        prism.prism_location = java.prism_binary()
     if java.choose_reader(options) == "java":
         java.beam_jar(java.IO_EXPANSION_SERVICE)
 

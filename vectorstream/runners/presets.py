@@ -49,6 +49,12 @@ PRESETS: Dict[str, Preset] = {p.name: p for p in [
            ["--runner=DirectRunner", "--kafka_reader=python"],
            example="vectorstream run --preset direct --bootstrap_servers localhost:9092 "
                    "--topic ecommerce-events"),
+    Preset("prism",
+           "Beam's portable Prism runner (a Go job server, built from the Go module proxy "
+           "on first use): the same portable path as Flink (job service, Fn API, bundle "
+           "finalization), on one machine; Python runs in this process (LOOPBACK).",
+           ["--runner=PrismRunner", "--kafka_reader=python"],
+           example="vectorstream run --preset prism --topic ecommerce-events"),
     Preset("flink-local",
            "An embedded Flink mini-cluster started by the job server in this process's "
            "machine (`--flink_master=[local]`); Python runs in this process (LOOPBACK).",
