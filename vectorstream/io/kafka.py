@@ -94,7 +94,8 @@ def check_reachable(bootstrap_servers: str, extra: Optional[Dict[str, str]] = No
                     timeout: float = 10.0):
     """Returns cluster metadata, or raises KafkaUnavailable with a message that says what to do."""
     from confluent_kafka.admin import AdminClient
-    admin = AdminClient(client_config(bootstrap_servers, extra))
+    # A probe: its failure is reported once, below, not by librdkafka on every retry.
+    admin = AdminClient({**client_config(bootstrap_servers, extra), "log_level": 0})
     try:
         return admin.list_topics(timeout=timeout)
     except Exception as exc:  # KafkaException carries a KafkaError
@@ -498,8 +499,9 @@ class ReadEvents(beam.PTransform):
     """
 
     def __init__(self, source: KafkaSource, reader: str = "python",
-                 java_environment: Optional[str] = None):
+                 java_environment: Optional[str] = None, bundle_seconds: float = 1.0):
         super().__init__()
+        self._bundle_seconds = bundle_seconds
         if reader not in ("python", "java"):
             raise ValueError(f"kafka reader must be 'python' or 'java', not {reader!r}")
         self._source = source
@@ -510,11 +512,11 @@ class ReadEvents(beam.PTransform):
         if self._reader == "java":
             return pbegin | "KafkaIO" >> _ReadWithKafkaIO(self._source, self._java_environment)
         from apache_beam.io.unbounded_source import ReadFromUnboundedSource
-        # While data flows a bundle lasts up to 3 s (its end flushes the batches); an idle
-        # source is polled 4 times a second and each poll ends a bundle, which bounds the
-        # latency a trickle of events sees.
+        # While data flows a bundle lasts up to bundle_seconds (its end flushes the
+        # batches); an idle source is polled 4 times a second and each poll ends a bundle,
+        # which bounds the latency a trickle of events sees.
         return pbegin | "Read Kafka partitions" >> ReadFromUnboundedSource(
-            self._source, poll_interval=0.25, max_read_time_seconds=3.0)
+            self._source, poll_interval=0.25, max_read_time_seconds=self._bundle_seconds)
 
 
 def _from_kafka_row(row) -> KafkaMessage:

@@ -139,7 +139,7 @@ def kafka_source(options: PipelineOptions) -> beam.PTransform:
         vs.bootstrap(), vs.topic, group=vs.consumer_group, start_from=vs.start_from,
         max_num_records=vs.max_num_records, max_read_time=vs.max_read_time,
         config=vs.kafka_extra()), reader=choose_reader(options),
-        java_environment=vs.java_environment)
+        java_environment=vs.java_environment, bundle_seconds=vs.bundle_seconds)
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions,

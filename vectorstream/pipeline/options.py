@@ -85,7 +85,11 @@ class VectorStreamOptions(PipelineOptions):
                               help="Where the model runs: auto picks CUDA when present.")
         pipeline.add_argument("--batch_events", type=_positive_int, default=512,
                               help="Most events per batch through parse, embed and write "
-                                   "(a batch also ends with its bundle, at most ~1 s).")
+                                   "(a batch also ends with its bundle).")
+        pipeline.add_argument("--bundle_seconds", type=_positive_float, default=1.0,
+                              help="Longest a reading bundle lasts while data flows; its "
+                                   "partial batches are written when it ends. Longer "
+                                   "amortises per-bundle work, shorter cuts latency.")
         pipeline.add_argument("--inference_batch_size", type=_positive_int, default=64,
                               help="Texts per model forward pass (a batch of events is sorted "
                                    "by length and run this many at a time).")
