@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test kafka-start kafka-stop clean
+.PHONY: setup demo test kafka-start kafka-stop up down clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,16 @@ kafka-start: setup
 
 kafka-stop: setup
 	$(VENV)/bin/vectorstream kafka stop
+
+## up / down: the docker-compose stack (Kafka, Qdrant, Flink, Beam job server and Python
+## worker pool, Prometheus, Grafana); needs a Docker engine. Submit the pipeline with
+## `docker compose run --rm pipeline` (docs/runners.md).
+up:
+	docker compose up -d --build --wait kafka qdrant flink-jobmanager flink-taskmanager \
+		beam-job-server beam-worker-pool prometheus grafana
+
+down:
+	docker compose down -v
 
 clean:
 	rm -rf data .pytest_cache

@@ -69,6 +69,17 @@ def release_store(url: Optional[str], path: Optional[str],
             entry[0].close()
 
 
+def close_all_stores() -> None:
+    """Closes every store this process opened for sinks. For after a run has finished:
+    portable runners (Prism, Flink LOOPBACK) tear the DoFns down later, or not at all,
+    and an embedded store stays locked until closed."""
+    with _STORES_LOCK:
+        entries = list(_STORES.values())
+        _STORES.clear()
+    for store, _users in entries:
+        store.close()
+
+
 def retry_after_seconds(exc: BaseException) -> Optional[float]:
     headers = getattr(exc, "headers", None) or {}
     try:

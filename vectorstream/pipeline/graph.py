@@ -220,6 +220,8 @@ def run(argv: Optional[List[str]] = None, wait: bool = True):
         result = pipeline.run()
         if wait:
             result.wait_until_finish()
+            from vectorstream.io.sink import close_all_stores
+            close_all_stores()
     finally:
         if reporter is not None:
             reporter.stop()

@@ -46,8 +46,8 @@ def beam_jar(artifact: str, version: str = BEAM_VERSION) -> str:
         reason = " ".join(reason.replace("[ERROR]", "").split())[:300]
         raise MavenError(
             f"could not fetch org.apache.beam:{artifact}:{version} with Maven ({reason}). "
-            f"Put the jar at {path} by hand, or use --kafka_reader=python and the "
-            f"DirectRunner.")
+            f"Put the jar at {path} by hand, or run with --kafka_reader=python on "
+            f"--preset direct or --preset prism.")
     return path
 
 
