@@ -95,8 +95,8 @@ def _stamp(message):
 class _EmitChunk(beam.DoFn):
     """Pre-encoded messages, one chunk per input element, as the Kafka reader yields them."""
 
-    def __init__(self, path: str, topic: str, chunk: int):
-        self._path, self._topic, self._chunk = path, topic, chunk
+    def __init__(self, path: str, topic: str, chunk: int, events: int):
+        self._path, self._topic, self._chunk, self._events = path, topic, chunk, events
         self._messages = None
 
     def setup(self):
@@ -106,7 +106,8 @@ class _EmitChunk(beam.DoFn):
     def process(self, index):
         from vectorstream.io.kafka import KafkaMessage
         start = index * self._chunk
-        for offset in range(start, min(start + self._chunk, len(self._messages))):
+        for offset in range(start, min(start + self._chunk, self._events,
+                                       len(self._messages))):
             key, value = self._messages[offset]
             yield KafkaMessage(self._topic, 0, offset, key, value, 0)
 
@@ -130,7 +131,8 @@ class BenchSource(beam.PTransform):
             messages = (pbegin
                         | "Chunks" >> beam.Create(range((spec["events"] + chunk - 1) // chunk))
                         | "Pre-encoded messages" >> beam.ParDo(
-                            _EmitChunk(spec["messages"], spec["topic"], chunk)))
+                            _EmitChunk(spec["messages"], spec["topic"], chunk,
+                                       spec["events"])))
         return messages | "Stamp read time" >> beam.Map(_stamp).with_output_types(
             typing.Any)
 
@@ -242,7 +244,7 @@ def run_child(which: str, spec_path: str) -> None:
     spec["device"] = resolve_device(spec["device"])
     TALLY.listener = _Clock.on_stored
     started = time.time()
-    rss = _RssSampler()
+    rss = Sampler(10, _rss_mb)
     rss.start()
     if which == "stock":
         _create_stock_collection(os.path.join(spec["dir"], "stock-store"), spec["dim"])
@@ -277,25 +279,32 @@ def run_child(which: str, spec_path: str) -> None:
         json.dump(result, fh)
 
 
-class _RssSampler(threading.Thread):
-    """This process's resident memory every 10 s (is it flat over a long run?)."""
+class Sampler(threading.Thread):
+    """Calls `read` every `interval` seconds and keeps what it returns, until stopped or
+    `read` fails (the thing sampled is not there)."""
 
-    def __init__(self):
+    def __init__(self, interval: float, read):
         super().__init__(daemon=True)
-        self.samples: List[float] = []
+        self.samples: list = []
+        self._interval, self._read = interval, read
         self._stop = threading.Event()
 
     def run(self):
-        while not self._stop.wait(10):
+        while not self._stop.wait(self._interval):
             try:
-                with open("/proc/self/statm") as fh:
-                    pages = int(fh.read().split()[1])
-                self.samples.append(round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1))
-            except (OSError, ValueError):
+                self.samples.append(self._read())
+            except (OSError, IndexError, ValueError, subprocess.SubprocessError):
                 return
 
     def stop(self):
         self._stop.set()
+
+
+def _rss_mb() -> float:
+    """This process's resident memory (is it flat over a long run?)."""
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
 def _round(value):
@@ -305,25 +314,20 @@ def _round(value):
 # ---------------------------------------------------------------- the parent
 
 
-class GpuSampler(threading.Thread):
-    """Samples nvidia-smi twice a second (when there is one): GPU utilisation and memory."""
+def _gpu_sample() -> tuple:
+    """(time, GPU utilisation %, GPU memory MB) from nvidia-smi."""
+    out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
+                          "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                         timeout=5).stdout.splitlines()[0]
+    util, memory = (float(x) for x in out.split(","))
+    return time.time(), util, memory
+
+
+class GpuSampler(Sampler):
+    """nvidia-smi twice a second: GPU utilisation and memory while a pipeline runs."""
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.samples: List[tuple] = []
-        self._stop = threading.Event()
-
-    def run(self):
-        while not self._stop.wait(0.5):
-            try:
-                out = subprocess.run(
-                    ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-                     "--format=csv,noheader,nounits"], capture_output=True, text=True,
-                    timeout=5).stdout.splitlines()[0]
-                util, memory = (float(x) for x in out.split(","))
-                self.samples.append((time.time(), util, memory))
-            except (OSError, IndexError, ValueError, subprocess.SubprocessError):
-                return
+        super().__init__(0.5, _gpu_sample)
 
     def summary(self, since: float, until: float) -> Optional[Dict]:
         inside = [s for s in self.samples if since <= s[0] <= until]
@@ -332,9 +336,6 @@ class GpuSampler(threading.Thread):
         return {"gpu_util_mean_pct": round(sum(s[1] for s in inside) / len(inside), 1),
                 "gpu_util_max_pct": max(s[1] for s in inside),
                 "gpu_memory_max_mb": max(s[2] for s in inside)}
-
-    def stop(self):
-        self._stop.set()
 
 
 def _machine() -> Dict:

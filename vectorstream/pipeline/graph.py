@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
@@ -59,7 +60,6 @@ class PairVectors(beam.DoFn):
     the model failed on is a dead letter (stage "embed")."""
 
     def __init__(self):
-        from apache_beam.metrics import Metrics
         self.embedded = Metrics.counter("vectorstream", "events_embedded")
 
     def process(self, element):
