@@ -165,3 +165,22 @@ def test_prism_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, boun
     from vectorstream.runners import java
     _jar_or_skip(java.prism_binary)  # built with Go on first use (a few minutes)
     _run_on(kafka, tmp_path, ["--preset", "prism"], bounded)
+
+
+def test_kafkaio_rows_become_the_same_messages_as_our_reader_gives():
+    """The mapping of KafkaIO's with-metadata rows (its ByteArrayKafkaRecord schema) to
+    KafkaMessage, with the event's own time as the element timestamp."""
+    import apache_beam as beam
+    from vectorstream.io.kafka import KafkaMessage, _from_kafka_row
+    value = b'{"event_id": "e1", "timestamp": "2024-01-15T10:30:00Z"}'
+
+    def row(value):
+        return beam.Row(topic="t", partition=2, offset=7, timestamp=1_800_000_000_000,
+                        key=b"k", value=value, headers=None, timestampTypeId=0,
+                        timestampTypeName="CreateTime")
+
+    stamped = _from_kafka_row(row(value))
+    assert stamped.value == KafkaMessage("t", 2, 7, b"k", value, 1_800_000_000_000)
+    assert stamped.timestamp.micros == 1_705_314_600 * 1_000_000  # the event's own time
+    # no event time to read: Kafka's
+    assert _from_kafka_row(row(b"not json")).timestamp.micros == 1_800_000_000_000 * 1000

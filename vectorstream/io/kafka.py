@@ -520,8 +520,10 @@ class ReadEvents(beam.PTransform):
 
 
 def _from_kafka_row(row) -> KafkaMessage:
-    """A ReadFromKafka(with_metadata=True) row → KafkaMessage, stamped with event time."""
-    message = KafkaMessage(row.topic, row.partition, row.offset, row.msg_key, row.msg_value,
+    """A ReadFromKafka(with_metadata=True) row (KafkaIO's ByteArrayKafkaRecord: topic,
+    partition, offset, timestamp, key, value, headers, timestampType…) → KafkaMessage,
+    stamped with event time."""
+    message = KafkaMessage(row.topic, row.partition, row.offset, row.key, row.value,
                            row.timestamp)
     event_ms = _event_time_ms(message.value)
     return beam.window.TimestampedValue(
