@@ -31,11 +31,16 @@ def test_sigkill_mid_stream_then_restart_stores_every_event_once(kafka, topic, t
     valid = {point_id(m[2]["event_id"]) for m in messages if m[2]}
     path, group = str(tmp_path / "q"), f"crash-{uuid.uuid4().hex[:6]}"
     offsets = GroupOffsets(kafka, topic, group)
-    producer = threading.Thread(target=produce, args=(kafka, topic, messages), kwargs={"rate": 60})
+    # The stream starts once the pipeline is up and has committed a first part, so the
+    # kill lands mid-stream however long the start takes on a busy machine.
+    head, rest = messages[:60], messages[60:]
+    producer = threading.Thread(target=produce, args=(kafka, topic, rest), kwargs={"rate": 60})
     first = PipelineProcess(*run_args(kafka, topic, group, path))
     try:
+        produce(kafka, topic, head)
+        offsets.wait_for(len(head), timeout=180, pipeline=first)
         producer.start()
-        offsets.wait_for(150, timeout=180, pipeline=first)  # well into the stream
+        offsets.wait_for(len(head) + 90, timeout=180, pipeline=first)  # well into the stream
         first.kill()  # SIGKILL: no flush, no commit, no goodbye
         killed_at = offsets.total()
         assert killed_at < len(messages), "the stream was over before the kill"
