@@ -122,10 +122,11 @@ def test_flink_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, boun
 
 
 def _run_on(kafka, tmp_path, runner_flags, bounded, count=400):
+    import subprocess
+    import sys
     from vectorstream.io.kafka import ensure_topic
     from vectorstream.io.produce import generate, produce
     from vectorstream.io.qdrant import open_store
-    from vectorstream.pipeline.graph import run
     topic = f"runner-{uuid.uuid4().hex[:8]}"
     ensure_topic(kafka, topic, partitions=4)
     messages = list(generate(count, seed=9, bad_fraction=0.05))
@@ -138,7 +139,13 @@ def _run_on(kafka, tmp_path, runner_flags, bounded, count=400):
         str(tmp_path / "dead.jsonl"), "--progress_seconds", "0"]
     argv += (["--max_num_records", str(len(messages))] if bounded
              else ["--max_read_time", "20", "--streaming"])
-    run(argv)
+    # In its own process, as a user runs it: Beam keeps a started portable runner for the
+    # process, and the DirectRunner of later tests would then use it too.
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.run([sys.executable, "-m", "vectorstream", "run", *argv],
+                              stdout=out, stderr=subprocess.STDOUT, timeout=500)
+    assert proc.returncode == 0, log.read_text()[-3000:]
     store = open_store(path=str(tmp_path / "q"))
     try:
         ids = [h.payload["event_id"] for h in store.scroll("ecommerce_events")]
