@@ -356,12 +356,22 @@ class KafkaPartitionReader(UnboundedReader):
             return False
         return True
 
-    def advance(self) -> bool:
+    def _fetch(self, wait: float) -> list:
+        """What librdkafka has already fetched, without waiting; only when it has nothing,
+        wait up to `wait` seconds for the first record (`consume(n, timeout)` would wait
+        the whole timeout whenever fewer than n records are buffered)."""
+        records = self._consumer.consume(self._FETCH, timeout=0)
+        if not records and wait > 0:
+            first = self._consumer.poll(wait)
+            records = [first] if first is not None else []
+        return records
+
+    def advance(self, wait: float = 0.05) -> bool:
         if not self._budget_left():
             self.close()  # a finished bounded reader lets go of its connection at once
             return False
         if self._pos >= len(self._buffer):
-            self._buffer = self._consumer.consume(self._FETCH, timeout=0.05)
+            self._buffer = self._fetch(wait)
             self._pos = 0
         while self._pos < len(self._buffer):
             msg = self._buffer[self._pos]
@@ -445,14 +455,18 @@ class _MultiPartitionReader(UnboundedReader):
         if not self._budget_left():
             self.close()  # a finished bounded reader lets go of its connections at once
             return False
-        # Round-robin over partitions so one busy partition does not starve the others.
-        for i in range(len(self._readers)):
-            reader = self._readers[(self._next + i) % len(self._readers)]
-            if reader.advance():
-                self._active = reader
-                self._next = (self._next + i + 1) % len(self._readers)
-                self._records_read += 1
-                return True
+        # Round-robin over partitions so one busy partition does not starve the others;
+        # a partition with nothing buffered is passed over without waiting while another
+        # has records, and only when none has is each waited on, briefly.
+        count = len(self._readers)
+        for wait in (0.0, 0.05 / count):
+            for i in range(count):
+                reader = self._readers[(self._next + i) % count]
+                if reader.advance(wait):
+                    self._active = reader
+                    self._next = (self._next + i + 1) % count
+                    self._records_read += 1
+                    return True
         return False
 
     def get_current(self):
