@@ -244,7 +244,7 @@ def run_child(which: str, spec_path: str) -> None:
     spec["device"] = resolve_device(spec["device"])
     TALLY.listener = _Clock.on_stored
     started = time.time()
-    rss = Sampler(10, _rss_mb)
+    rss = Sampler(10, lambda: (*_rss_mb(), len(_Clock.stored)))
     rss.start()
     if which == "stock":
         _create_stock_collection(os.path.join(spec["dir"], "stock-store"), spec["dim"])
@@ -271,12 +271,47 @@ def run_child(which: str, spec_path: str) -> None:
         "second_half_events_per_s": round(
             (len(stored_at) - len(stored_at) // 2) / max(last - half, 1e-9), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "rss_mb_every_10s": rss.samples,
+        "rss_mb_every_10s": [sample[0] for sample in rss.samples],
+        "rss_anon_mb_every_10s": [sample[1] for sample in rss.samples],
+        "stored_every_10s": [sample[2] for sample in rss.samples],
         "processing_s": round(last - first, 2), "wall_s": round(ended - started, 2),
         "startup_s": round(first - started, 2), "first_read": first, "last_stored": last,
     }
     with open(os.path.join(spec["dir"], f"{which}.json"), "w") as fh:
         json.dump(result, fh)
+
+
+def run_store_alone(spec_path: str) -> None:
+    """The embedded store alone, for comparison with ours: the workload's events parsed
+    and written as our sink writes them (random unit vectors in place of the model's, in
+    batches of 256), with this process's memory noted every 10,000 points. What ours
+    grows by beyond this, at the same number of points, is the pipeline's own."""
+    import numpy as np
+    from vectorstream.io.qdrant import Point, open_store
+    from vectorstream.transforms.parse import parse_message
+    from vectorstream.io.kafka import KafkaMessage
+    with open(spec_path) as fh:
+        spec = json.load(fh)
+    with open(spec["messages"], "rb") as fh:
+        messages = pickle.load(fh)[:spec["events"]]
+    store = open_store(path=os.path.join(spec["dir"], "store"))
+    store.ensure_collection(COLLECTION, spec["dim"])
+    rng = np.random.default_rng(0)
+    samples, batch = [(0, *_rss_mb())], []
+    for offset, (key, value) in enumerate(messages):
+        event = parse_message(KafkaMessage(spec["topic"], 0, offset, key, value, 0))
+        payload = dict(event.payload, model="bench")
+        vector = rng.standard_normal(spec["dim"]).astype(np.float32)
+        batch.append(Point(event.point_id, (vector / np.linalg.norm(vector)).tolist(), payload))
+        if len(batch) == 256 or offset == len(messages) - 1:
+            store.upsert(COLLECTION, batch)
+            batch = []
+        if (offset + 1) % 10_000 == 0:
+            samples.append((offset + 1, *_rss_mb()))
+    store.close()
+    with open(os.path.join(spec["dir"], "store_alone.json"), "w") as fh:
+        json.dump({"points": [s[0] for s in samples], "rss_mb": [s[1] for s in samples],
+                   "rss_anon_mb": [s[2] for s in samples]}, fh)
 
 
 class Sampler(threading.Thread):
@@ -293,18 +328,25 @@ class Sampler(threading.Thread):
         while not self._stop.wait(self._interval):
             try:
                 self.samples.append(self._read())
-            except (OSError, IndexError, ValueError, subprocess.SubprocessError):
+            except (OSError, IndexError, KeyError, ValueError, subprocess.SubprocessError):
                 return
 
     def stop(self):
         self._stop.set()
 
 
-def _rss_mb() -> float:
-    """This process's resident memory (is it flat over a long run?)."""
-    with open("/proc/self/statm") as fh:
-        pages = int(fh.read().split()[1])
-    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+def _rss_mb() -> tuple:
+    """This process's resident memory, in all and anonymous alone (MB): is it flat over a
+    long run? The anonymous part is the heap (pipeline, model, the store's in-RAM parts);
+    the rest is file pages mapped in (libraries, the embedded store's memory-mapped
+    segments), which the kernel can drop."""
+    fields = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(("VmRSS:", "RssAnon:")):
+                name, value = line.split(":", 1)
+                fields[name] = int(value.split()[0])  # kB
+    return round(fields["VmRSS"] / 1024, 1), round(fields["RssAnon"] / 1024, 1)
 
 
 def _round(value):
@@ -376,10 +418,11 @@ def run_bench(args) -> Dict:
         check_reachable(args.bootstrap_servers)
         ensure_topic(args.bootstrap_servers, spec["topic"], partitions=args.partitions)
         produce(args.bootstrap_servers, spec["topic"], messages)
-    else:
+    if args.source == "memory" or args.store_alone:
         spec["messages"] = os.path.join(work, "messages.pickle")
         with open(spec["messages"], "wb") as fh:
             pickle.dump(messages, fh)
+    del messages
     report = {"workload": args.workload, "events": args.events, "device": device,
               "source": ("Kafka (local broker, " f"{args.partitions} partitions)"
                          if args.source == "kafka" else
@@ -394,8 +437,9 @@ def run_bench(args) -> Dict:
     sampler = GpuSampler() if device == "cuda" and shutil.which("nvidia-smi") else None
     if sampler:
         sampler.start()
-    for which in ("ours", "stock"):
-        if (which == "stock" and args.skip_stock) or (which == "ours" and args.skip_ours):
+    for which in ("ours", "stock", "store_alone"):
+        if ((which == "stock" and args.skip_stock) or (which == "ours" and args.skip_ours)
+                or (which == "store_alone" and not args.store_alone)):
             continue
         run_spec = dict(spec, dir=os.path.join(work, which), group=f"bench-{which}-{run_id}")
         if which == "stock" and args.stock_events:
@@ -416,7 +460,7 @@ def run_bench(args) -> Dict:
                                f"the end of its log ({log_path}):\n{tail}")
         with open(os.path.join(run_spec["dir"], f"{which}.json")) as fh:
             result = json.load(fh)
-        if sampler:
+        if sampler and which != "store_alone":
             gpu = sampler.summary(result["first_read"], result["last_stored"])
             if gpu:
                 result.update(gpu)
@@ -501,6 +545,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stock_events", type=int, default=None,
                         help="Run the stock pipeline on only the first N events (it is "
                              "slow; its rate is still per event)")
+    parser.add_argument("--store_alone", action="store_true",
+                        help="also write the same events to the embedded store alone (no "
+                             "Beam, no model) and note its memory every 10,000 points, to "
+                             "tell the pipeline's own memory from the store's")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (stores, logs)")
     parser.add_argument("--chart_only", action="store_true",
                         help="only draw the chart and table of an existing --report")
@@ -528,7 +576,9 @@ def main_bench(args) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "child":
+    if len(sys.argv) == 4 and sys.argv[1:3] == ["child", "store_alone"]:
+        run_store_alone(sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "child":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if os.environ.get("VECTORSTREAM_BENCH_PROFILE"):  # where the CPU time goes
             import cProfile
