@@ -102,6 +102,7 @@ def test_java_and_python_readers_give_the_same_elements(kafka, tmp_path):
         source = KafkaSource(kafka, topic, group=f"{reader}-{topic}", max_num_records=200)
         with beam.Pipeline() as p:
             (p | ReadEvents(source, reader=reader, java_environment="EMBEDDED")
+             | beam.FlatMap(lambda batch: batch)
              | beam.Map(lambda m: repr((m.partition, m.offset, m.key, m.value, m.timestamp_ms)))
              | beam.io.WriteToText(str(out)))
         seen[reader] = {line for path in tmp_path.glob(f"{reader}*")

@@ -10,7 +10,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from vectorstream.io.kafka import KafkaMessage
+from vectorstream.io.kafka import BatchMessages, KafkaMessage
 from vectorstream.io.qdrant import open_store
 from vectorstream.pipeline.graph import EventsToQdrant, choose_model
 from vectorstream.transforms.events import point_id
@@ -46,7 +46,7 @@ def test_windows_dead_letters_and_stored_points(tmp_path):
         return [(event.payload["event_id"], int(win.start), int(win.end)) for event in events]
 
     with TestPipeline(options=options) as p:
-        out = p | stream | EventsToQdrant(options, choose_model(None))
+        out = p | stream | BatchMessages(10) | EventsToQdrant(options, choose_model(None))
         assert_that(out["events"] | beam.FlatMap(windows_of), equal_to([
             ("a", BASE, BASE + 10), ("b", BASE, BASE + 10), ("c", BASE + 10, BASE + 20)]),
             label="events land in their event-time windows")
@@ -93,7 +93,7 @@ def test_embedding_failures_become_dead_letters_and_spare_the_rest_of_the_batch(
                 message(1, 2, value=json.dumps(bomb, ensure_ascii=False).encode()),
                 message(2, 3, "c")]
     with TestPipeline(options=options) as p:
-        out = (p | beam.Create(messages)
+        out = (p | beam.Create(messages) | BatchMessages(10)
                | EventsToQdrant(options, choose_model(None), handler_class=FailingOnBombs))
         assert_that(out["dead_letters"] | beam.Map(
             lambda r: (r["stage"], json.loads(r["original"])["event_id"],

@@ -84,19 +84,23 @@ class _Clock:
             cls.stored.extend((now, v) for v in latencies)
 
 
-def _stamp(message):
-    """Stamps the message with the time the pipeline read it (latency starts here)."""
+def _stamp(batch):
+    """Stamps each message of a batch with the time the pipeline read it (latency starts
+    here)."""
     now = time.time()
     if _Clock.first_read is None:
         _Clock.first_read = now
-    return message._replace(timestamp_ms=int(now * 1000))
+    millis = int(now * 1000)
+    return [message._replace(timestamp_ms=millis) for message in batch]
 
 
 class _EmitChunk(beam.DoFn):
-    """Pre-encoded messages, one chunk per input element, as the Kafka reader yields them."""
+    """Pre-encoded messages, one chunk per input element, in batches as the Kafka reader
+    yields them."""
 
-    def __init__(self, path: str, topic: str, chunk: int, events: int):
+    def __init__(self, path: str, topic: str, chunk: int, events: int, batch: int):
         self._path, self._topic, self._chunk, self._events = path, topic, chunk, events
+        self._batch = batch
         self._messages = None
 
     def setup(self):
@@ -106,18 +110,21 @@ class _EmitChunk(beam.DoFn):
     def process(self, index):
         from vectorstream.io.kafka import KafkaMessage
         start = index * self._chunk
-        for offset in range(start, min(start + self._chunk, self._events,
-                                       len(self._messages))):
-            key, value = self._messages[offset]
-            yield KafkaMessage(self._topic, 0, offset, key, value, 0)
+        end = min(start + self._chunk, self._events, len(self._messages))
+        for first in range(start, end, self._batch):
+            yield [KafkaMessage(self._topic, 0, offset, *self._messages[offset], 0)
+                   for offset in range(first, min(first + self._batch, end))]
 
 
 class BenchSource(beam.PTransform):
-    """The events of one benchmark run: read from Kafka, or pre-encoded, then stamped."""
+    """The events of one benchmark run, in batches (lists of KafkaMessage) as our reader
+    gives them: read from Kafka, or pre-encoded, then stamped."""
 
-    def __init__(self, spec: Dict):
+    def __init__(self, spec: Dict, batch: int = 512, window_seconds: Optional[float] = None):
         super().__init__()
         self._spec = spec
+        self._batch = batch
+        self._window_seconds = window_seconds
 
     def expand(self, pbegin):
         spec = self._spec
@@ -125,21 +132,22 @@ class BenchSource(beam.PTransform):
             from vectorstream.io.kafka import KafkaSource, ReadEvents
             messages = pbegin | "Read from Kafka" >> ReadEvents(KafkaSource(
                 spec["bootstrap"], spec["topic"], group=spec["group"], start_from="earliest",
-                max_num_records=spec["events"]))
+                max_num_records=spec["events"], batch_records=self._batch,
+                window_seconds=self._window_seconds))
         else:
-            chunk = 1000
+            chunk = max(1000, self._batch)
             messages = (pbegin
                         | "Chunks" >> beam.Create(range((spec["events"] + chunk - 1) // chunk))
                         | "Pre-encoded messages" >> beam.ParDo(
                             _EmitChunk(spec["messages"], spec["topic"], chunk,
-                                       spec["events"])))
+                                       spec["events"], self._batch)))
         return messages | "Stamp read time" >> beam.Map(_stamp).with_output_types(
             typing.Any)
 
 
 def _ours(pipeline, spec: Dict) -> None:
     from vectorstream.pipeline.graph import build
-    from vectorstream.pipeline.options import parse_options
+    from vectorstream.pipeline.options import VectorStreamOptions, parse_options
     flags = ["--topic", spec["topic"], "--collection", COLLECTION, "--device", spec["device"],
              "--dead_letter_path", os.path.join(spec["dir"], "ours-dead-letters.jsonl"),
              "--progress_seconds", "0", *spec.get("ours_flags", [])]
@@ -150,7 +158,8 @@ def _ours(pipeline, spec: Dict) -> None:
     else:
         flags += ["--qdrant_path", os.path.join(spec["dir"], "ours-store")]
     options = parse_options(flags)
-    build(pipeline, options, source=BenchSource(spec))
+    vs = options.view_as(VectorStreamOptions)
+    build(pipeline, options, source=BenchSource(spec, vs.batch_events, vs.window_seconds))
 
 
 def _stock(pipeline, spec: Dict) -> None:
@@ -201,6 +210,7 @@ def _stock(pipeline, spec: Dict) -> None:
         collection_name=COLLECTION)
     (pipeline
      | "Events" >> BenchSource(spec)
+     | "One message an element" >> beam.FlatMap(lambda batch: batch)
      | "Parse JSON" >> beam.Map(to_text)
      | "Embed" >> RunInference(KeyedModelHandler(EncodeHandler(spec["model_path"],
                                                                spec["device"])))
@@ -306,7 +316,7 @@ def run_store_alone(spec_path: str) -> None:
         if len(batch) == 256 or offset == len(messages) - 1:
             store.upsert(COLLECTION, batch)
             batch = []
-        if (offset + 1) % 10_000 == 0:
+        if (offset + 1) % 10_000 == 0 or offset == len(messages) - 1:
             samples.append((offset + 1, *_rss_mb()))
     store.close()
     with open(os.path.join(spec["dir"], "store_alone.json"), "w") as fh:

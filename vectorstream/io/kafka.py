@@ -8,6 +8,11 @@ advances with the data, or with the clock while a partition is idle.
 
 Bounded runs (`max_num_records`, `max_read_time`) have the meaning Beam's ReadFromKafka
 gives them: stop after that many records in all, or after that many seconds.
+
+The reader's elements are batches: lists of up to `batch_records` KafkaMessages from one
+partition, taken from what librdkafka has already fetched and cut where the event time
+crosses into the next fixed window, so every record of a batch belongs to the batch's
+window and Beam's per-element work is paid once a batch rather than once an event.
 """
 from __future__ import annotations
 
@@ -249,14 +254,20 @@ class KafkaSource(UnboundedSource):
       idle_lag_seconds: how far behind the wall clock the watermark of an idle partition
         trails, so windows close while no events arrive.
       config: extra librdkafka settings (security, timeouts).
+      batch_records: the most records in one element (a batch).
+      window_seconds: batches are cut where event time enters the next window of this
+        size (the pipeline's fixed windows); None cuts by size alone.
     """
 
     def __init__(self, bootstrap_servers: str, topic: str, group: str = "vectorstream",
                  start_from: str = "earliest", max_num_records: Optional[int] = None,
                  max_read_time: Optional[float] = None, idle_lag_seconds: float = 1.0,
-                 config: Optional[Dict[str, str]] = None, partitions: Optional[List[int]] = None):
+                 config: Optional[Dict[str, str]] = None, partitions: Optional[List[int]] = None,
+                 batch_records: int = 512, window_seconds: Optional[float] = None):
         if start_from not in ("earliest", "latest"):
             raise ValueError(f"start_from must be 'earliest' or 'latest', got {start_from!r}")
+        if batch_records < 1:
+            raise ValueError(f"batch_records must be at least 1, got {batch_records}")
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.group = group
@@ -266,6 +277,8 @@ class KafkaSource(UnboundedSource):
         self.idle_lag_seconds = idle_lag_seconds
         self.config = dict(config or {})
         self.partitions = partitions
+        self.batch_records = batch_records
+        self.window_seconds = window_seconds
 
     @property
     def bounded(self) -> bool:
@@ -274,7 +287,7 @@ class KafkaSource(UnboundedSource):
     def _copy(self, partitions):
         return KafkaSource(self.bootstrap_servers, self.topic, self.group, self.start_from,
                            self.max_num_records, self.max_read_time, self.idle_lag_seconds,
-                           self.config, partitions)
+                           self.config, partitions, self.batch_records, self.window_seconds)
 
     def split(self, desired_num_splits, options=None):
         if self.max_num_records is not None:
@@ -305,9 +318,8 @@ class KafkaSource(UnboundedSource):
 
 
 class KafkaPartitionReader(UnboundedReader):
-    """Reads one partition without blocking: advance() returns False when nothing is buffered."""
-
-    _FETCH = 1000
+    """Reads one partition in batches (lists of KafkaMessage, one window each) without
+    blocking for long: advance() returns False when nothing arrives within its wait."""
 
     def __init__(self, source: KafkaSource, partition: int,
                  mark: Optional[KafkaCheckpointMark]):
@@ -316,8 +328,11 @@ class KafkaPartitionReader(UnboundedReader):
         self._consumer = None
         self._buffer: list = []
         self._pos = 0
-        self._current: Optional[KafkaMessage] = None
+        self._current: List[KafkaMessage] = []
         self._current_ts: Timestamp = MIN_TIMESTAMP
+        self._fetch_size = max(1000, source.batch_records)
+        self._window_ms = (max(1, int(source.window_seconds * 1000))
+                           if source.window_seconds else None)
         self._next_offset = mark.next_offset if mark else -1
         self._records_read = mark.records_read if mark else 0
         self._deadline = mark.deadline if mark else None
@@ -360,44 +375,60 @@ class KafkaPartitionReader(UnboundedReader):
         """What librdkafka has already fetched, without waiting; only when it has nothing,
         wait up to `wait` seconds for the first record (`consume(n, timeout)` would wait
         the whole timeout whenever fewer than n records are buffered)."""
-        records = self._consumer.consume(self._FETCH, timeout=0)
+        records = self._consumer.consume(self._fetch_size, timeout=0)
         if not records and wait > 0:
             first = self._consumer.poll(wait)
             records = [first] if first is not None else []
         return records
 
-    def advance(self, wait: float = 0.05) -> bool:
+    def advance(self, wait: float = 0.05, limit: Optional[int] = None) -> bool:
+        """The next batch: up to `limit` (or batch_records) of the records already fetched,
+        all in one window; False when there is none."""
         if not self._budget_left():
             self.close()  # a finished bounded reader lets go of its connection at once
             return False
         if self._pos >= len(self._buffer):
             self._buffer = self._fetch(wait)
             self._pos = 0
-        while self._pos < len(self._buffer):
+        most = min(limit or self._source.batch_records, self._source.batch_records)
+        batch: List[KafkaMessage] = []
+        first_ms = last_ms = 0
+        window = None
+        while self._pos < len(self._buffer) and len(batch) < most:
             msg = self._buffer[self._pos]
-            self._pos += 1
             if msg.error():
+                self._pos += 1
                 from confluent_kafka import KafkaError
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                # Transient broker errors (a restart) are retried by librdkafka itself.
-                _LOG.warning("Kafka error on %s[%d]: %s", self._source.topic, self._partition,
-                             msg.error())
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    # Transient broker errors (a restart) are retried by librdkafka itself.
+                    _LOG.warning("Kafka error on %s[%d]: %s", self._source.topic,
+                                 self._partition, msg.error())
                 continue
             kafka_ts = msg.timestamp()[1]
-            self._current = KafkaMessage(msg.topic(), msg.partition(), msg.offset(), msg.key(),
-                                         msg.value(), kafka_ts)
             event_ms = _event_time_ms(msg.value())
             millis = event_ms if event_ms is not None else kafka_ts
-            self._current_ts = Timestamp(micros=millis * 1000)
-            self._max_event_ts = max(self._max_event_ts, self._current_ts)
-            self._next_offset = msg.offset() + 1
-            self._records_read += 1
-            self._last_data_at = time.time()
-            return True
-        return False
+            if self._window_ms is not None:
+                if window is None:
+                    window = millis // self._window_ms
+                elif millis // self._window_ms != window:
+                    break  # this record opens the next batch, in its own window
+            self._pos += 1
+            if not batch:
+                first_ms = last_ms = millis
+            first_ms, last_ms = min(first_ms, millis), max(last_ms, millis)
+            batch.append(KafkaMessage(msg.topic(), msg.partition(), msg.offset(), msg.key(),
+                                      msg.value(), kafka_ts))
+        if not batch:
+            return False
+        self._current = batch
+        self._current_ts = Timestamp(micros=first_ms * 1000)
+        self._max_event_ts = max(self._max_event_ts, Timestamp(micros=last_ms * 1000))
+        self._next_offset = batch[-1].offset + 1
+        self._records_read += len(batch)
+        self._last_data_at = time.time()
+        return True
 
-    def get_current(self) -> KafkaMessage:
+    def get_current(self) -> List[KafkaMessage]:
         return self._current
 
     def get_current_timestamp(self) -> Timestamp:
@@ -430,7 +461,8 @@ class _MultiPartitionReader(UnboundedReader):
         self._source = source
         unbudgeted = KafkaSource(source.bootstrap_servers, source.topic, source.group,
                                  source.start_from, None, None, source.idle_lag_seconds,
-                                 source.config, None)
+                                 source.config, None, source.batch_records,
+                                 source.window_seconds)
         marks = mark.partitions if mark else {}
         self._readers = [KafkaPartitionReader(unbudgeted, p, marks.get(p)) for p in partitions]
         self._records_read = mark.records_read if mark else 0
@@ -459,13 +491,16 @@ class _MultiPartitionReader(UnboundedReader):
         # a partition with nothing buffered is passed over without waiting while another
         # has records, and only when none has is each waited on, briefly.
         count = len(self._readers)
+        src = self._source
+        left = (src.max_num_records - self._records_read
+                if src.max_num_records is not None else None)
         for wait in (0.0, 0.05 / count):
             for i in range(count):
                 reader = self._readers[(self._next + i) % count]
-                if reader.advance(wait):
+                if reader.advance(wait, left):
                     self._active = reader
                     self._next = (self._next + i + 1) % count
-                    self._records_read += 1
+                    self._records_read += len(reader.get_current())
                     return True
         return False
 
@@ -504,12 +539,31 @@ class _MultiMark(CheckpointMark):
         return f"_MultiMark({list(self.partitions.values())}, read={self.records_read})"
 
 
+class BatchMessages(beam.PTransform):
+    """KafkaMessage elements, timestamped with event time → batches (lists) of them, one
+    fixed window each, as the native reader emits them (Beam's BatchElements, per window
+    and bundle). For sources that give one message an element: KafkaIO, tests."""
+
+    def __init__(self, window_seconds: float, batch_records: int = 512):
+        super().__init__()
+        self._window_seconds = window_seconds
+        self._batch_records = batch_records
+
+    def expand(self, messages):
+        return (messages
+                | "Window" >> beam.WindowInto(beam.window.FixedWindows(self._window_seconds))
+                | "Batch" >> beam.BatchElements(min_batch_size=self._batch_records,
+                                                max_batch_size=self._batch_records))
+
+
 class ReadEvents(beam.PTransform):
-    """Kafka → KafkaMessage elements, timestamped with event time.
+    """Kafka → batches (lists) of KafkaMessage, each batch within one fixed window and
+    timestamped with its records' event time.
 
     The one place the reader is chosen: 'python' is the native source above; 'java' is
     Beam's ReadFromKafka (KafkaIO, a cross-language transform run through Beam's IO
-    expansion service jar), for runners with JVM workers. Both give the same elements.
+    expansion service jar), for runners with JVM workers, batched after reading. Both
+    give the same records.
     """
 
     def __init__(self, source: KafkaSource, reader: str = "python",
@@ -524,7 +578,10 @@ class ReadEvents(beam.PTransform):
 
     def expand(self, pbegin):
         if self._reader == "java":
-            return pbegin | "KafkaIO" >> _ReadWithKafkaIO(self._source, self._java_environment)
+            return (pbegin
+                    | "KafkaIO" >> _ReadWithKafkaIO(self._source, self._java_environment)
+                    | "Batches" >> BatchMessages(self._source.window_seconds or 1.0,
+                                                 self._source.batch_records))
         from apache_beam.io.unbounded_source import ReadFromUnboundedSource
         # While data flows a bundle lasts up to bundle_seconds (its end flushes the
         # batches); an idle source is polled 4 times a second and each poll ends a bundle,

@@ -1,7 +1,7 @@
 """The pipeline graph and its entry point.
 
-Kafka → ParseEvents (dead letters) → fixed event-time windows → RunInference → points →
-WriteToQdrant. `build` adds it to a pipeline (tests pass a TestPipeline); `run` parses
+Kafka (batches of messages, one window each) → fixed event-time windows → ParseEvents
+(dead letters) → RunInference → points → WriteToQdrant. `build` adds it to a pipeline (tests pass a TestPipeline); `run` parses
 flags, checks the services and the model once with readable messages, and runs it.
 """
 from __future__ import annotations
@@ -78,13 +78,13 @@ class PairVectors(beam.DoFn):
 
 
 class EventsToQdrant(beam.PTransform):
-    """KafkaMessage elements → validated, windowed, embedded and written to Qdrant.
+    """Batches of KafkaMessage (lists, one window each, as ReadEvents gives them) →
+    validated, windowed, embedded and written to Qdrant.
 
-    The hot path carries batches, not single events: messages are windowed, then batched
-    per window and bundle (Beam's BatchElements), and each batch is parsed, embedded and
-    written as one element. Returns a dict of PCollections: `events` (batches of valid
-    events, in their windows) and `dead_letters` (a record for every message that is not
-    a valid, stored event).
+    The hot path carries batches, not single events: each batch is windowed, parsed,
+    embedded and written as one element. Returns a dict of PCollections: `events`
+    (batches of valid events, in their windows) and `dead_letters` (a record for every
+    message that is not a valid, stored event).
     """
 
     def __init__(self, options: PipelineOptions, model: ModelChoice,
@@ -96,16 +96,13 @@ class EventsToQdrant(beam.PTransform):
         self._opener = opener
         self._handler_class = handler_class or SentenceEmbeddingHandler
 
-    def expand(self, messages):
+    def expand(self, batches):
         vs, model = self._vs, self._model
         handler = KeyedModelHandler(self._handler_class(
             model.path, device=vs.device, batch_size=vs.inference_batch_size,
             cache_size=vs.embedding_cache_size))
-        batches = (messages
-                   | "Window into fixed intervals" >> beam.WindowInto(
-                       beam.window.FixedWindows(vs.window_seconds))
-                   | "Batch messages" >> beam.BatchElements(
-                       min_batch_size=vs.batch_events, max_batch_size=vs.batch_events))
+        batches = batches | "Window into fixed intervals" >> beam.WindowInto(
+            beam.window.FixedWindows(vs.window_seconds))
         parsed = batches | "Parse and validate events" >> ParseEvents()
         embedded, failed = (
             parsed.events
@@ -138,7 +135,8 @@ def kafka_source(options: PipelineOptions) -> beam.PTransform:
     return ReadEvents(KafkaSource(
         vs.bootstrap(), vs.topic, group=vs.consumer_group, start_from=vs.start_from,
         max_num_records=vs.max_num_records, max_read_time=vs.max_read_time,
-        config=vs.kafka_extra()), reader=choose_reader(options),
+        config=vs.kafka_extra(), batch_records=vs.batch_events,
+        window_seconds=vs.window_seconds), reader=choose_reader(options),
         java_environment=vs.java_environment, bundle_seconds=vs.bundle_seconds)
 
 

@@ -84,8 +84,10 @@ class VectorStreamOptions(PipelineOptions):
         pipeline.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                               help="Where the model runs: auto picks CUDA when present.")
         pipeline.add_argument("--batch_events", type=_positive_int, default=512,
-                              help="Most events per batch through parse, embed and write "
-                                   "(a batch also ends with its bundle).")
+                              help="Most events per batch, read from Kafka and carried "
+                                   "through parse, embed and write as one element (a batch "
+                                   "also ends at its window's end, and with what the reader "
+                                   "has fetched).")
         pipeline.add_argument("--bundle_seconds", type=_positive_float, default=1.0,
                               help="Longest a reading bundle lasts while data flows; its "
                                    "partial batches are written when it ends. Longer "
