@@ -21,7 +21,8 @@ def test_bench_runs_ours_and_stock_and_reports(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "vectorstream", "bench", "--workload", "catalog",
          "--events", "120", "--stock_events", "60", "--source", "memory", "--device", "cpu",
-         "--report", str(report)], capture_output=True, text=True, timeout=400)
+         "--store_alone", "--report", str(report)],
+        capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads(report.read_text())
     assert data["ours"]["stored"] == 120 and data["stock"]["stored"] == 60
@@ -29,5 +30,9 @@ def test_bench_runs_ours_and_stock_and_reports(tmp_path):
         for key in ("events_per_s", "latency_p50_s", "latency_p99_s", "peak_rss_mb"):
             assert data[side][key] is not None and data[side][key] > 0
     assert data["speedup"] > 0 and "memory" in data["source"]
+    # The store alone, beside ours, to tell the pipeline's memory from the store's.
+    assert data["store_alone"]["points"][0] == 0 and len(data["store_alone"]["rss_mb"]) >= 1
+    assert all(anon <= total for total, anon in zip(data["store_alone"]["rss_mb"],
+                                                    data["store_alone"]["rss_anon_mb"]))
     assert (tmp_path / "report.png").stat().st_size > 10_000
     assert "ours / stock events/s" in proc.stdout
