@@ -480,9 +480,36 @@ def run_bench(args) -> Dict:
     if "stock" in report and "ours" in report and report["stock"]["events_per_s"]:
         report["speedup"] = round(report["ours"]["events_per_s"]
                                   / report["stock"]["events_per_s"], 2)
+    own = own_memory(report)
+    if own:
+        report["ours_less_store_growth"] = own
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def own_memory(report: Dict) -> Optional[Dict]:
+    """Ours' memory less what the store alone grew by at the same number of points
+    (interpolated), at each 10-s sample: the pipeline's own memory, in all and anonymous.
+    Flat means the process grows only by what its embedded store keeps."""
+    ours, alone = report.get("ours"), report.get("store_alone")
+    if not ours or not alone or not ours.get("stored_every_10s"):
+        return None
+
+    def growth(key, points):
+        xs, ys = alone["points"], alone[key]
+        i = min(bisect.bisect(xs, points), len(xs) - 1)
+        j = max(i - 1, 0)
+        at = ys[i] if xs[i] == xs[j] else ys[j] + (points - xs[j]) / (xs[i] - xs[j]) * (
+            ys[i] - ys[j])
+        return at - ys[0]
+
+    out = {"rss_mb": [], "rss_anon_mb": []}
+    for points, total, anon in zip(ours["stored_every_10s"], ours["rss_mb_every_10s"],
+                                   ours["rss_anon_mb_every_10s"]):
+        out["rss_mb"].append(round(total - growth("rss_mb", points), 1))
+        out["rss_anon_mb"].append(round(anon - growth("rss_anon_mb", points), 1))
+    return out
 
 
 ROWS = [("events", "events"), ("events/s", "events_per_s"),
@@ -503,6 +530,13 @@ def table(report: Dict) -> str:
         lines.append(f"{label:20} " + " ".join(f"{'-' if v is None else v:>12}" for v in values))
     if "speedup" in report:
         lines.append(f"ours / stock events/s: {report['speedup']}×")
+    own = report.get("ours_less_store_growth")
+    if own and own["rss_mb"]:
+        lines.append(f"ours' memory less the store's growth (MB, in all / anonymous): "
+                     f"first {own['rss_mb'][0]:g} / {own['rss_anon_mb'][0]:g}, last "
+                     f"{own['rss_mb'][-1]:g} / {own['rss_anon_mb'][-1]:g}, range "
+                     f"{min(own['rss_mb']):g}–{max(own['rss_mb']):g} / "
+                     f"{min(own['rss_anon_mb']):g}–{max(own['rss_anon_mb']):g}")
     return "\n".join(lines)
 
 
@@ -515,7 +549,17 @@ def chart(report: Dict, path: str) -> bool:
     except ImportError:
         return False
     which = [w for w in ("ours", "stock") if w in report]
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    own = report.get("ours_less_store_growth")
+    fig, axes = plt.subplots(1, 4 if own else 3, figsize=(13.5 if own else 10, 3.4))
+    if own:
+        # Memory over the run: ours, and ours less what the store alone grew by.
+        ax, minutes = axes[3], [i / 6 for i in range(len(own["rss_mb"]))]
+        ax.plot(minutes, report["ours"]["rss_mb_every_10s"], label="ours RSS")
+        ax.plot(minutes, own["rss_mb"], label="ours less store growth")
+        ax.plot(minutes, own["rss_anon_mb"], label="  same, anonymous")
+        ax.set_title("memory (MB)")
+        ax.set_xlabel("minutes")
+        ax.legend(fontsize=7)
     for ax, (label, key) in zip(axes, [("events/s", "events_per_s"),
                                        ("latency p99 (s)", "latency_p99_s"),
                                        ("peak RSS (MB)", "peak_rss_mb")]):
@@ -568,6 +612,9 @@ def main_bench(args) -> int:
     if args.chart_only:
         with open(args.report) as fh:
             report = json.load(fh)
+        own = own_memory(report)
+        if own:
+            report["ours_less_store_growth"] = own
     else:
         if args.events <= 0:
             raise ValueError("--events must be positive")
