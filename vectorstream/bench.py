@@ -11,7 +11,8 @@ the same run, each in its own process (so peak RSS is its own):
 
 Events come from the real broker (`--source kafka`, the default here), or from
 pre-encoded messages fed through the same parsing code (`--source memory`: machines with
-no Kafka, such as the GPU host). Either way the reader's output is stamped with the time
+no Kafka, such as the GPU host). Both read with our Kafka source; ours takes its batches,
+stock one record an element, as Beam's ReadFromKafka gives them. Either way the reader's output is stamped with the time
 it was read, so latency = read → stored, the same measure for both pipelines, and
 events/s = events stored / (last stored − first read), without start-up (model load).
 """
@@ -209,7 +210,8 @@ def _stock(pipeline, spec: Dict) -> None:
             os.path.join(spec["dir"], "stock-store")),
         collection_name=COLLECTION)
     (pipeline
-     | "Events" >> BenchSource(spec)
+     # One record an element, as Beam's ReadFromKafka gives them.
+     | "Events" >> BenchSource(spec, batch=1)
      | "One message an element" >> beam.FlatMap(lambda batch: batch)
      | "Parse JSON" >> beam.Map(to_text)
      | "Embed" >> RunInference(KeyedModelHandler(EncodeHandler(spec["model_path"],
