@@ -256,7 +256,7 @@ def run_child(which: str, spec_path: str) -> None:
     spec["device"] = resolve_device(spec["device"])
     TALLY.listener = _Clock.on_stored
     started = time.time()
-    rss = Sampler(10, lambda: (*_rss_mb(), len(_Clock.stored)))
+    rss = Sampler(10, lambda: (*_rss_mb(), len(_Clock.stored), time.time()))
     rss.start()
     if which == "stock":
         _create_stock_collection(os.path.join(spec["dir"], "stock-store"), spec["dim"])
@@ -267,6 +267,7 @@ def run_child(which: str, spec_path: str) -> None:
     ended = time.time()
     from vectorstream.pipeline.progress import percentile
     rss.stop()
+    end_rss = _rss_mb()
     latencies = sorted(v for _, v in _Clock.stored)
     last = max((t for t, _ in _Clock.stored), default=ended)
     first = _Clock.first_read or started
@@ -283,9 +284,11 @@ def run_child(which: str, spec_path: str) -> None:
         "second_half_events_per_s": round(
             (len(stored_at) - len(stored_at) // 2) / max(last - half, 1e-9), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "rss_mb_every_10s": [sample[0] for sample in rss.samples],
-        "rss_anon_mb_every_10s": [sample[1] for sample in rss.samples],
-        "stored_every_10s": [sample[2] for sample in rss.samples],
+        # While events flowed; after the last one the pipeline tears down (the store closes).
+        "rss_mb_every_10s": [sample[0] for sample in rss.samples if sample[3] <= last],
+        "rss_anon_mb_every_10s": [sample[1] for sample in rss.samples if sample[3] <= last],
+        "stored_every_10s": [sample[2] for sample in rss.samples if sample[3] <= last],
+        "rss_mb_after_run": end_rss[0], "rss_anon_mb_after_run": end_rss[1],
         "processing_s": round(last - first, 2), "wall_s": round(ended - started, 2),
         "startup_s": round(first - started, 2), "first_read": first, "last_stored": last,
     }
