@@ -129,7 +129,7 @@ class EventsToQdrant(beam.PTransform):
 
 
 def kafka_source(options: PipelineOptions) -> beam.PTransform:
-    """The transform that reads the input topic as KafkaMessage elements."""
+    """The transform that reads the input topic as batches of KafkaMessage (ReadEvents)."""
     from vectorstream.runners.java import choose_reader
     vs = options.view_as(VectorStreamOptions)
     return ReadEvents(KafkaSource(
