@@ -12,9 +12,10 @@ the same run, each in its own process (so peak RSS is its own):
 Events come from the real broker (`--source kafka`, the default here), or from
 pre-encoded messages fed through the same parsing code (`--source memory`: machines with
 no Kafka, such as the GPU host). Both read with our Kafka source; ours takes its batches,
-stock one record an element, as Beam's ReadFromKafka gives them. Either way the reader's output is stamped with the time
-it was read, so latency = read → stored, the same measure for both pipelines, and
-events/s = events stored / (last stored − first read), without start-up (model load).
+stock one record an element, as Beam's ReadFromKafka gives them. Either way the reader's
+output is stamped with the time it was read, so latency = read → stored, the same
+measure for both pipelines, and events/s = events stored / (last stored − first read),
+without start-up (model load).
 """
 from __future__ import annotations
 

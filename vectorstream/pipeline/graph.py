@@ -1,8 +1,9 @@
 """The pipeline graph and its entry point.
 
 Kafka (batches of messages, one window each) → fixed event-time windows → ParseEvents
-(dead letters) → RunInference → points → WriteToQdrant. `build` adds it to a pipeline (tests pass a TestPipeline); `run` parses
-flags, checks the services and the model once with readable messages, and runs it.
+(dead letters) → RunInference → points → WriteToQdrant. `build` adds it to a pipeline
+(tests pass a TestPipeline); `run` parses flags, checks the services and the model once
+with readable messages, and runs it.
 """
 from __future__ import annotations
 
