@@ -62,13 +62,16 @@ def test_malformed_corpus_is_dead_lettered_and_valid_traffic_stored(kafka, topic
                            "description": "شاشة كبيرة, סוללה חזקה, 🔋 48h"}}
     replay = valid_msgs[1]
     # A different event reusing a stored event_id: refused by the sink, first one kept.
+    # Keyed like the first (by event_id), so it lands after it in the same partition:
+    # Kafka orders a partition, not the topic, and the reader takes a partition's records
+    # a batch at a time, so across partitions "first" would not be defined.
     conflict = {**valid_msgs[2][2], "user_id": "someone-else"}
     conflict_bytes = json.dumps(conflict, ensure_ascii=False).encode()
 
     messages = ([(m[0], m[1]) for m in valid_msgs]
                 + [(b"bad", raw) for raw, _ in bad]
                 + [(b"special", json.dumps(special, ensure_ascii=False).encode()),
-                   (replay[0], replay[1]), (b"conflict", conflict_bytes)])
+                   (replay[0], replay[1]), (valid_msgs[2][0], conflict_bytes)])
     produce(kafka, topic, messages)
     path = str(tmp_path / "q")
     run(bounded_argv(kafka, topic, len(messages), ["--qdrant_path", path]))
