@@ -303,7 +303,8 @@ def run_store_alone(spec_path: str) -> None:
     batches of 256), with this process's memory noted every 10,000 points. What ours
     grows by beyond this, at the same number of points, is the pipeline's own."""
     import numpy as np
-    from vectorstream.io.qdrant import Point, open_store
+    from vectorstream.io.qdrant import open_store
+    from vectorstream.io.sink import make_point
     from vectorstream.transforms.parse import parse_message
     from vectorstream.io.kafka import KafkaMessage
     with open(spec_path) as fh:
@@ -316,9 +317,8 @@ def run_store_alone(spec_path: str) -> None:
     samples, batch = [(0, *_rss_mb())], []
     for offset, (key, value) in enumerate(messages):
         event = parse_message(KafkaMessage(spec["topic"], 0, offset, key, value, 0))
-        payload = dict(event.payload, model="bench")
         vector = rng.standard_normal(spec["dim"]).astype(np.float32)
-        batch.append(Point(event.point_id, (vector / np.linalg.norm(vector)).tolist(), payload))
+        batch.append(make_point(event, (vector / np.linalg.norm(vector)).tolist(), "bench"))
         if len(batch) == 256 or offset == len(messages) - 1:
             store.upsert(COLLECTION, batch)
             batch = []
@@ -502,13 +502,10 @@ def own_memory(report: Dict) -> Optional[Dict]:
     if not ours or not alone or not ours.get("stored_every_10s"):
         return None
 
+    import numpy as np
+
     def growth(key, points):
-        xs, ys = alone["points"], alone[key]
-        i = min(bisect.bisect(xs, points), len(xs) - 1)
-        j = max(i - 1, 0)
-        at = ys[i] if xs[i] == xs[j] else ys[j] + (points - xs[j]) / (xs[i] - xs[j]) * (
-            ys[i] - ys[j])
-        return at - ys[0]
+        return float(np.interp(points, alone["points"], alone[key])) - alone[key][0]
 
     out = {"rss_mb": [], "rss_anon_mb": []}
     for points, total, anon in zip(ours["stored_every_10s"], ours["rss_mb_every_10s"],

@@ -17,6 +17,7 @@ window and Beam's per-element work is paid once a batch rather than once an even
 from __future__ import annotations
 
 import atexit
+import copy
 import datetime as dt
 import logging
 import os
@@ -284,10 +285,14 @@ class KafkaSource(UnboundedSource):
     def bounded(self) -> bool:
         return self.max_num_records is not None or self.max_read_time is not None
 
-    def _copy(self, partitions):
-        return KafkaSource(self.bootstrap_servers, self.topic, self.group, self.start_from,
-                           self.max_num_records, self.max_read_time, self.idle_lag_seconds,
-                           self.config, partitions, self.batch_records, self.window_seconds)
+    def _copy(self, partitions, budgeted: bool = True) -> "KafkaSource":
+        """This source over `partitions`; without the bounded-run budget when not
+        `budgeted` (the partition readers of a reader that owns the budget)."""
+        clone = copy.copy(self)
+        clone.partitions = partitions
+        if not budgeted:
+            clone.max_num_records = clone.max_read_time = None
+        return clone
 
     def split(self, desired_num_splits, options=None):
         if self.max_num_records is not None:
@@ -459,10 +464,7 @@ class _MultiPartitionReader(UnboundedReader):
         partitions = source.partitions or partitions_of(source.bootstrap_servers, source.topic,
                                                         source.config)
         self._source = source
-        unbudgeted = KafkaSource(source.bootstrap_servers, source.topic, source.group,
-                                 source.start_from, None, None, source.idle_lag_seconds,
-                                 source.config, None, source.batch_records,
-                                 source.window_seconds)
+        unbudgeted = source._copy(None, budgeted=False)
         marks = mark.partitions if mark else {}
         self._readers = [KafkaPartitionReader(unbudgeted, p, marks.get(p)) for p in partitions]
         self._records_read = mark.records_read if mark else 0

@@ -122,6 +122,13 @@ class WriteFailed(RuntimeError):
     """Qdrant kept failing with transient errors for longer than the retry budget."""
 
 
+def make_point(event, vector, model_name: str, window=None) -> Point:
+    """The point stored for a parsed event: its id, vector, and payload with the model."""
+    payload = dict(event.payload)
+    payload["model"] = model_name
+    return Point(event.point_id, vector, payload, window)
+
+
 def _point_bytes(point: Point, payload_size: int = 0) -> int:
     # What the request carries: the payload as JSON (measured by ParseEvents, which
     # serialises it anyway, plus 256 bytes for the fields added since) and the vector
@@ -181,9 +188,7 @@ class WriteToQdrantFn(beam.DoFn):
     def process(self, element, window=beam.DoFn.WindowParam):
         events, vectors = element
         for event, vector in zip(events, vectors):
-            payload = dict(event.payload)
-            payload["model"] = self._model_name
-            point = Point(event.point_id, vector, payload, window)
+            point = make_point(event, vector, self._model_name, window)
             size = _point_bytes(point, event.size)
             if self._buffer and self._buffered_bytes + size > self._batch_bytes:
                 yield from (record for record, _ in self._flush())
