@@ -486,9 +486,6 @@ def run_bench(args) -> Dict:
     if "stock" in report and "ours" in report and report["stock"]["events_per_s"]:
         report["speedup"] = round(report["ours"]["events_per_s"]
                                   / report["stock"]["events_per_s"], 2)
-    own = own_memory(report)
-    if own:
-        report["ours_less_store_growth"] = own
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return report
@@ -615,13 +612,14 @@ def main_bench(args) -> int:
     if args.chart_only:
         with open(args.report) as fh:
             report = json.load(fh)
-        own = own_memory(report)
-        if own:
-            report["ours_less_store_growth"] = own
     else:
         if args.events <= 0:
             raise ValueError("--events must be positive")
         report = run_bench(args)
+    own = own_memory(report)
+    if own:
+        report["ours_less_store_growth"] = own
+    if not args.chart_only:
         with open(args.report, "w") as fh:
             json.dump(report, fh, indent=2)
     png = os.path.splitext(args.report)[0] + ".png"

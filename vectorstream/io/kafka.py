@@ -544,18 +544,20 @@ class _MultiMark(CheckpointMark):
 class BatchMessages(beam.PTransform):
     """KafkaMessage elements, timestamped with event time → batches (lists) of them, one
     fixed window each, as the native reader emits them (Beam's BatchElements, per window
-    and bundle). For sources that give one message an element: KafkaIO, tests."""
+    and bundle; by size alone when `window_seconds` is None, as the reader then cuts
+    them). For sources that give one message an element: KafkaIO, tests."""
 
-    def __init__(self, window_seconds: float, batch_records: int = 512):
+    def __init__(self, window_seconds: Optional[float], batch_records: int = 512):
         super().__init__()
         self._window_seconds = window_seconds
         self._batch_records = batch_records
 
     def expand(self, messages):
-        return (messages
-                | "Window" >> beam.WindowInto(beam.window.FixedWindows(self._window_seconds))
-                | "Batch" >> beam.BatchElements(min_batch_size=self._batch_records,
-                                                max_batch_size=self._batch_records))
+        if self._window_seconds:
+            messages = messages | "Window" >> beam.WindowInto(
+                beam.window.FixedWindows(self._window_seconds))
+        return messages | "Batch" >> beam.BatchElements(min_batch_size=self._batch_records,
+                                                        max_batch_size=self._batch_records)
 
 
 class ReadEvents(beam.PTransform):
@@ -582,7 +584,7 @@ class ReadEvents(beam.PTransform):
         if self._reader == "java":
             return (pbegin
                     | "KafkaIO" >> _ReadWithKafkaIO(self._source, self._java_environment)
-                    | "Batches" >> BatchMessages(self._source.window_seconds or 1.0,
+                    | "Batches" >> BatchMessages(self._source.window_seconds,
                                                  self._source.batch_records))
         from apache_beam.io.unbounded_source import ReadFromUnboundedSource
         # While data flows a bundle lasts up to bundle_seconds (its end flushes the
