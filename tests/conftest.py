@@ -105,6 +105,7 @@ class GroupOffsets:
 
     def __init__(self, bootstrap, topic, group, partitions=(0, 1)):
         from confluent_kafka import Consumer, TopicPartition
+        self.bootstrap, self.topic = bootstrap, topic
         self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
         self._tps = [TopicPartition(topic, p) for p in partitions]
 
@@ -128,3 +129,92 @@ class GroupOffsets:
 
     def close(self):
         self._consumer.close()
+
+
+def stored_event_ids(path=None, collection="ecommerce_events", read_only=False, url=None):
+    """The event_id of every point in an embedded store (read_only: from a copy, while a
+    pipeline holds it), or in a Qdrant server's collection (`url`)."""
+    from vectorstream.io.qdrant import open_store
+    store = open_store(url=url, path=path, read_only=read_only)
+    try:
+        return [h.payload["event_id"] for h in store.scroll(collection)]
+    finally:
+        store.close()
+
+
+def run_end_to_end(kafka, tmp_path, runner_flags, bounded, count=400, partitions=4,
+                   on_running=None, qdrant_url=None):
+    """The pipeline (`python -m vectorstream run`, in its own process as a user runs it)
+    over a fresh `partitions`-partition topic of `count` events, 5 % malformed, on the
+    runner `runner_flags` pick. Bounded: it must end by itself. Streaming: the committed
+    offsets and the store are polled until everything is in, then it is cancelled with
+    Ctrl-C (SIGINT), which must end it. Either way: each valid event stored exactly once,
+    each malformed one dead-lettered, every offset committed. `on_running(pipeline,
+    offsets, messages)`, for streaming runs, is called once a first part is committed
+    (faults are injected there). `qdrant_url`: a Qdrant server, a fresh collection in it,
+    in place of an embedded store. Returns the pipeline's output."""
+    import json
+    import subprocess
+    import sys
+    import time
+    from vectorstream.io.kafka import ensure_topic
+    from vectorstream.io.produce import generate, produce
+    topic = f"runner-{uuid.uuid4().hex[:8]}"
+    ensure_topic(kafka, topic, partitions=partitions)
+    messages = list(generate(count, seed=9, bad_fraction=0.05))
+    valid = sorted(m[2]["event_id"] for m in messages if m[2] is not None)
+    group, path = f"g-{topic}", str(tmp_path / "q")
+    collection = topic if qdrant_url else "ecommerce_events"
+    store = (["--qdrant_url", qdrant_url, "--collection", collection] if qdrant_url
+             else ["--qdrant_path", path])
+    argv = runner_flags + store + [
+        "--bootstrap_servers", kafka, "--topic", topic, "--consumer_group", group,
+        "--dead_letter_path", str(tmp_path / "dead.jsonl"), "--progress_seconds", "0"]
+
+    def stored(read_only=False):
+        if qdrant_url:
+            return stored_event_ids(url=qdrant_url, collection=collection)
+        return stored_event_ids(path, read_only=read_only)
+    offsets = GroupOffsets(kafka, topic, group, partitions=range(partitions))
+    try:
+        if bounded:
+            produce(kafka, topic, messages)
+            with open(tmp_path / "run.log", "w") as out:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "vectorstream", "run", *argv,
+                     "--max_num_records", str(len(messages))],
+                    stdout=out, stderr=subprocess.STDOUT, timeout=500)
+            output = (tmp_path / "run.log").read_text()
+            assert proc.returncode == 0, output[-3000:]
+        else:
+            head, rest = messages[:len(messages) // 4], messages[len(messages) // 4:]
+            produce(kafka, topic, head)
+            pipeline = PipelineProcess(*argv)
+            try:
+                offsets.wait_for(1, timeout=300, pipeline=pipeline)
+                if on_running is not None:
+                    on_running(pipeline, offsets, rest)
+                else:
+                    produce(kafka, topic, rest)  # live records, after the backlog
+                offsets.wait_for(len(messages), timeout=300, pipeline=pipeline)
+                deadline = time.time() + 60
+                while len(stored(read_only=True)) < len(valid):
+                    assert time.time() < deadline, "offsets committed, points missing"
+                    time.sleep(1)
+            finally:
+                pipeline.stop(timeout=60)  # Ctrl-C: the job is cancelled, the run ends
+                pipeline.log.seek(0)
+                (tmp_path / "run.log").write_bytes(pipeline.log.read())  # kept for a look
+            output = pipeline.output()
+            assert pipeline.proc.returncode == 130, output
+        assert offsets.total() == len(messages), "every offset committed"
+    finally:
+        offsets.close()
+    assert sorted(stored()) == valid, "each valid event stored exactly once"
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    # A streaming job replays from its last checkpoint after a failure: a dead letter may
+    # then be written twice, but no malformed message goes without one.
+    sources = {(d["source"]["partition"], d["source"]["offset"]) for d in dead}
+    assert len(sources) == len(messages) - len(valid), "each malformed message dead-lettered"
+    assert all(d["stage"] == "parse" for d in dead)
+    return output

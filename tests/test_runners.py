@@ -1,19 +1,18 @@
-"""Runner presets, the reader choice, and the runs on other engines.
+"""Runner presets, the reader choice, and the pipeline end to end on Beam's portable runners.
 
 Beam's Prism runner (a portable job server in Go, built once with `go install` from the
-Go module proxy) runs the end-to-end test here: the pipeline goes through a separate job
-service, the Fn API and bundle finalization, as on Flink.
-
-The FlinkRunner end-to-end test and the Java-reader equivalence test need Beam's Flink job
-server and IO expansion service jars; Maven fetches them into Beam's jar cache. Where
-Maven Central (as this machine reaches it) does not serve them, those two tests are
-skipped with Maven's own error, and the test below proves a user gets one readable
-message instead of a stack trace.
+Go module proxy) and Beam's FlinkRunner on an embedded Flink mini-cluster (Beam's Flink
+job server, assembled with Maven from the parts Maven Central serves) each run the whole
+pipeline against the real broker: a topic of 4 partitions, bounded and streaming, with our
+Python reader and with Beam's Java KafkaIO. The separate Flink cluster is in
+test_flink_cluster.py.
 """
+import os
 import uuid
 
 import pytest
 
+from conftest import run_end_to_end
 from vectorstream.pipeline.options import UsageError, parse_options
 from vectorstream.runners.java import choose_reader, environment_args
 from vectorstream.runners.maven import MavenError
@@ -35,7 +34,7 @@ def test_every_preset_parses_and_picks_its_runner_and_reader(name):
     assert runner == {"direct": "DirectRunner", "prism": "PrismRunner",
                       "flink-local": "FlinkRunner",
                       "flink": "FlinkRunner", "dataflow-gpu": "DataflowRunner"}[name]
-    assert choose_reader(options) == ("java" if name in ("flink", "dataflow-gpu")
+    assert choose_reader(options) == ("java" if name in ("flink-local", "flink", "dataflow-gpu")
                                       else "python")
 
 
@@ -68,111 +67,75 @@ def test_java_environment_flag():
         environment_args("DOCKER")
 
 
-def test_a_java_jar_maven_cannot_fetch_is_one_readable_message(tmp_path, monkeypatch):
+def test_a_java_jar_maven_cannot_build_is_one_readable_message(tmp_path):
+    """A pom whose dependency Maven Central does not serve: one line that names it and
+    says what to do (the real poms are built by the tests below)."""
     from vectorstream.runners import java
-    monkeypatch.setattr(java, "JAR_CACHE", str(tmp_path))
-    with pytest.raises(MavenError, match="could not fetch org.apache.beam:"
-                                         "beam-no-such-artifact:0.0.1 with Maven") as info:
-        java.beam_jar("beam-no-such-artifact", "0.0.1")
+    pom = tmp_path / "pom.xml"
+    pom.write_text("""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion><groupId>t</groupId><artifactId>t</artifactId>
+  <version>1</version><properties><beam.version>0.0.1</beam.version></properties>
+  <dependencies><dependency><groupId>org.apache.beam</groupId>
+    <artifactId>beam-no-such-artifact</artifactId><version>0.0.1</version></dependency>
+  </dependencies>
+  <build><finalName>t-${beam.version}</finalName></build></project>""")
+    with pytest.raises(MavenError, match="could not build t-0.0.1.jar with Maven") as info:
+        java.assembled_jar(str(pom), dest=str(tmp_path / "jars"))
+    assert "beam-no-such-artifact" in str(info.value)
     assert "--kafka_reader=python" in str(info.value)
     assert "\n" not in str(info.value)
 
 
-def _jar_or_skip(fetch):
+def test_several_python_worker_processes_need_a_qdrant_server():
+    """An EXTERNAL worker pool (or PROCESS/DOCKER) runs the Python code in processes of
+    their own, and an embedded store takes one writer: one line that says what to do."""
+    from vectorstream.pipeline.graph import check_store_for_workers
+    for flags in (["--preset", "flink"],
+                  ["--preset", "flink", "--qdrant_url", "local:///tmp/x"],
+                  ["--runner", "FlinkRunner", "--environment_type", "PROCESS",
+                   "--environment_config", '{"command": "boot"}']):
+        with pytest.raises(UsageError, match="give --qdrant_url http://HOST:6333"):
+            check_store_for_workers(parse_options(apply_preset(flags)))
+    check_store_for_workers(parse_options(apply_preset(
+        ["--preset", "flink", "--qdrant_url", "http://qdrant:6333"])))
+    check_store_for_workers(parse_options(apply_preset(
+        ["--preset", "flink", "--environment_type", "LOOPBACK"])))
+    check_store_for_workers(parse_options(apply_preset(["--preset", "flink-local"])))
+
+
+def _built(build):
+    """A jar or binary built on first use (Maven, Go): a failure is the test's failure,
+    with the tool's own one-line message."""
     try:
-        return fetch()
+        return build()
     except MavenError as exc:
-        pytest.skip(f"not available on this machine: {exc}")
+        pytest.fail(f"could not build what the runner needs: {exc}")
 
 
 def test_java_and_python_readers_give_the_same_elements(kafka, tmp_path):
-    """Both readers over one 4-partition topic: the same (partition, offset, key, value,
-    timestamp) set. Runs where Beam's IO expansion service jar can be fetched."""
-    import apache_beam as beam
-    from vectorstream.io.kafka import KafkaSource, ReadEvents, ensure_topic
-    from vectorstream.io.produce import generate, produce
-    from vectorstream.runners import java
-    _jar_or_skip(lambda: java.beam_jar(java.IO_EXPANSION_SERVICE))
-    topic = f"readers-{uuid.uuid4().hex[:8]}"
-    ensure_topic(kafka, topic, partitions=4)
-    produce(kafka, topic, list(generate(200, seed=5)))
-    seen = {}
-    for reader in ("python", "java"):
-        out = tmp_path / reader
-        source = KafkaSource(kafka, topic, group=f"{reader}-{topic}", max_num_records=200)
-        with beam.Pipeline() as p:
-            (p | ReadEvents(source, reader=reader, java_environment="EMBEDDED")
-             | beam.FlatMap(lambda batch: batch)
-             | beam.Map(lambda m: repr((m.partition, m.offset, m.key, m.value, m.timestamp_ms)))
-             | beam.io.WriteToText(str(out)))
-        seen[reader] = {line for path in tmp_path.glob(f"{reader}*")
-                        for line in path.read_text().splitlines()}
-    assert len(seen["python"]) == 200
-    assert seen["python"] == seen["java"]
-
-
-@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "unbounded"])
-def test_flink_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, bounded):
-    """FlinkRunner (embedded mini-cluster, LOOPBACK Python), 4 partitions, parallelism 2,
-    checkpointing on: each valid event stored once. Runs where Beam's Flink job server jar
-    can be fetched."""
-    from vectorstream.runners import java
-    jar = _jar_or_skip(java.flink_job_server_jar)
-    _run_on(kafka, tmp_path, ["--preset", "flink-local", "--flink_job_server_jar", jar,
-                              "--kafka_reader", "python"], bounded)
-
-
-def _run_on(kafka, tmp_path, runner_flags, bounded, count=400):
+    """Both readers over one 4-partition topic, each on Prism: the same (partition,
+    offset, key, value, timestamp) set."""
     import subprocess
     import sys
     from vectorstream.io.kafka import ensure_topic
     from vectorstream.io.produce import generate, produce
-    from vectorstream.io.qdrant import open_store
-    topic = f"runner-{uuid.uuid4().hex[:8]}"
-    ensure_topic(kafka, topic, partitions=4)
-    messages = list(generate(count, seed=9, bad_fraction=0.05))
-    produce(kafka, topic, messages)
-    valid = {m[2]["event_id"] for m in messages if m[2] is not None}
-    group = f"g-{topic}"
-    argv = runner_flags + [
-        "--bootstrap_servers", kafka, "--topic", topic, "--consumer_group", group,
-        "--qdrant_path", str(tmp_path / "q"), "--dead_letter_path",
-        str(tmp_path / "dead.jsonl"), "--progress_seconds", "0"]
-    argv += (["--max_num_records", str(len(messages))] if bounded
-             else ["--max_read_time", "20", "--streaming"])
-    # In its own process, as a user runs it: Beam keeps a started portable runner for the
-    # process, and the DirectRunner of later tests would then use it too.
-    log = tmp_path / "run.log"
-    with open(log, "w") as out:
-        proc = subprocess.run([sys.executable, "-m", "vectorstream", "run", *argv],
-                              stdout=out, stderr=subprocess.STDOUT, timeout=500)
-    assert proc.returncode == 0, log.read_text()[-3000:]
-    store = open_store(path=str(tmp_path / "q"))
-    try:
-        ids = [h.payload["event_id"] for h in store.scroll("ecommerce_events")]
-    finally:
-        store.close()
-    assert sorted(ids) == sorted(valid), "each valid event stored exactly once"
-    dead = (tmp_path / "dead.jsonl").read_text().splitlines()
-    assert len(dead) == len(messages) - len(valid)
-    from confluent_kafka import Consumer, TopicPartition
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in range(4)],
-                                       timeout=10)
-    finally:
-        consumer.close()
-    assert sum(tp.offset for tp in committed) == len(messages), "offsets committed"
-
-
-@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "unbounded"])
-def test_prism_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, bounded):
-    """PrismRunner (Beam's portable runner; LOOPBACK Python), 4 partitions, bounded and
-    streaming: each valid event stored once, each bad one a dead letter, offsets
-    committed through bundle finalization."""
     from vectorstream.runners import java
-    _jar_or_skip(java.prism_binary)  # built with Go on first use (a few minutes)
-    _run_on(kafka, tmp_path, ["--preset", "prism"], bounded)
+    prism = _built(java.prism_binary)
+    _built(java.kafka_expansion_service_jar)
+    topic = f"readers-{uuid.uuid4().hex[:8]}"
+    ensure_topic(kafka, topic, partitions=4)
+    produce(kafka, topic, list(generate(200, seed=5, bad_fraction=0.1)))
+    seen = {}
+    for reader in ("python", "java"):
+        out = tmp_path / reader
+        proc = subprocess.run(
+            [sys.executable, os.path.join(os.path.dirname(__file__), "read_topic.py"), kafka,
+             topic, f"{reader}-{topic}", "200", reader, prism, str(out)],
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        seen[reader] = set(out.read_text().splitlines())
+    assert len(seen["python"]) == 200
+    assert seen["python"] == seen["java"]
 
 
 def test_kafkaio_rows_become_the_same_messages_as_our_reader_gives():
@@ -192,3 +155,54 @@ def test_kafkaio_rows_become_the_same_messages_as_our_reader_gives():
     assert stamped.timestamp.micros == 1_705_314_600 * 1_000_000  # the event's own time
     # no event time to read: Kafka's
     assert _from_kafka_row(row(b"not json")).timestamp.micros == 1_800_000_000_000 * 1000
+
+
+MODES = [True, False]
+MODE_IDS = ["bounded", "streaming"]
+
+
+@pytest.mark.parametrize("reader", ["java", "python"])
+@pytest.mark.parametrize("bounded", MODES, ids=MODE_IDS)
+def test_flink_mini_cluster_stores_each_valid_event_exactly_once(kafka, tmp_path, bounded,
+                                                                 reader):
+    """FlinkRunner on an embedded mini-cluster (`--preset flink-local`: Beam's Flink job
+    server, assembled with Maven on first use), parallelism 2, Python in this run's
+    process (LOOPBACK). Java reader: Beam's KafkaIO, EMBEDDED in Flink, offsets committed
+    when checkpoints complete (every 2 s here). Python reader: ours, with the preset's
+    10-s checkpoints (a checkpoint during its very first bundle can stall it on this
+    runner: docs/runners.md)."""
+    from vectorstream.runners import java
+    _built(java.flink_job_server_jar)
+    _built(java.kafka_expansion_service_jar)
+    flags = ["--preset", "flink-local", "--kafka_reader", reader]
+    if reader == "java":
+        flags += ["--checkpointing_interval", "2000"]
+    run_end_to_end(kafka, tmp_path, flags, bounded)
+
+
+@pytest.mark.parametrize("reader", ["java", "python"])
+@pytest.mark.parametrize("bounded", MODES, ids=MODE_IDS)
+def test_prism_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, bounded, reader):
+    """PrismRunner (Beam's portable runner; LOOPBACK Python): offsets committed through
+    bundle finalization. Java reader: KafkaIO in the expansion service's own JVM."""
+    from vectorstream.runners import java
+    _built(java.prism_binary)  # built with Go on first use (a few minutes)
+    if reader == "java":
+        _built(java.kafka_expansion_service_jar)
+    run_end_to_end(kafka, tmp_path, ["--preset", "prism", "--kafka_reader", reader], bounded)
+
+
+def test_flink_mini_cluster_with_python_workers_in_processes_of_their_own(kafka, tmp_path):
+    """`--sdk_worker_parallelism 2` on the mini-cluster: `vectorstream run` starts a Python
+    worker pool for the run, Flink asks it for two SDK workers, each a process, both
+    writing to one Qdrant server."""
+    import re
+    url = os.environ.get("VECTORSTREAM_QDRANT_URL")
+    if not url:
+        pytest.skip("set VECTORSTREAM_QDRANT_URL to a Qdrant server to run this")
+    output = run_end_to_end(kafka, tmp_path, [
+        "--preset", "flink-local", "--sdk_worker_parallelism", "2",
+        "--checkpointing_interval", "2000"], bounded=True, qdrant_url=url)
+    log = re.search(r"Python SDK worker pool at \S+ \(log (\S+)\)", output).group(1)
+    with open(log) as fh:
+        assert fh.read().count("Starting worker with command") >= 2

@@ -1,4 +1,4 @@
-"""The `vectorstream` command: run, kafka, produce, search, stats, demo."""
+"""The `vectorstream` command: run, kafka, flink, produce, search, stats, demo, bench."""
 from __future__ import annotations
 
 import argparse
@@ -99,6 +99,31 @@ def cmd_kafka(args, extra) -> int:
         print("stopped" if broker.stop() else "no broker started from here was running")
     else:
         print(broker.status())
+    return 0
+
+
+def cmd_flink(args, extra) -> int:
+    from vectorstream.runners import flink
+    cluster = flink.LocalFlink(args.data_dir, port=args.port, taskmanagers=args.taskmanagers,
+                               slots=args.slots, worker_pool_port=args.worker_pool_port)
+    if args.action == "start":
+        address = cluster.start()
+        print(f"Flink running at {address} ({args.taskmanagers} task managers, "
+              f"{args.slots} slots each); Python worker pool at {cluster.worker_pool}; "
+              f"submit with `vectorstream run --preset flink`")
+    elif args.action == "stop":
+        print("stopped" if cluster.stop() else "no Flink cluster started from here was running")
+    elif args.action == "cancel":
+        master = args.flink_master or cluster.master
+        try:
+            ids = flink.cancel_jobs(master, name=args.job_name, job_id=args.job)
+        except OSError as exc:
+            raise CliError(f"Flink at {master} does not answer ({exc}): check --flink_master")
+        if ids:
+            flink.wait_for_jobs_to_end(master, ids)
+        print(f"cancelled {len(ids)} job(s){': ' + ', '.join(ids) if ids else ''}")
+    else:
+        print(cluster.status())
     return 0
 
 
@@ -250,6 +275,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=9092)
     p.set_defaults(func=cmd_kafka)
 
+    p = sub.add_parser("flink", help="Start, stop or check a local Flink cluster (a job "
+                                      "manager, task managers and a Python worker pool), "
+                                      "or cancel running jobs.")
+    p.add_argument("action", choices=("start", "stop", "status", "cancel"))
+    p.add_argument("--data_dir", default="./data/flink",
+                   help="Configuration, logs and checkpoints of the local cluster.")
+    p.add_argument("--port", type=int, default=8081, help="REST port of the job manager.")
+    p.add_argument("--taskmanagers", type=int, default=2)
+    p.add_argument("--slots", type=int, default=2, help="Task slots per task manager.")
+    p.add_argument("--worker_pool_port", type=int, default=50000,
+                   help="Port of the Python SDK worker pool (the flink preset's "
+                        "--environment_config).")
+    p.add_argument("--flink_master", default=None,
+                   help="cancel: the cluster's REST address (default: the local one).")
+    p.add_argument("--job", default=None, help="cancel: only this job id.")
+    p.add_argument("--job_name", default=None, help="cancel: only jobs of this name.")
+    p.set_defaults(func=cmd_flink)
+
     p = sub.add_parser("produce", help="Produce synthetic events in the seed format.")
     _kafka_flags(p)
     p.add_argument("--count", type=int, default=1000)
@@ -328,12 +371,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     from vectorstream.io.kafka import KafkaConfigError, KafkaUnavailable
     from vectorstream.io.qdrant import StoreError
     from vectorstream.pipeline.options import UsageError
+    from vectorstream.runners.flink import FlinkError
     from vectorstream.runners.maven import MavenError
     from vectorstream.transforms.embed import ModelError
     try:
         return args.func(args, extra)
     except (CliError, UsageError, KafkaUnavailable, KafkaConfigError, StoreError, MavenError,
-            ModelError) as exc:
+            ModelError, FlinkError) as exc:
         print(f"vectorstream: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

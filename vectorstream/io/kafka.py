@@ -34,6 +34,11 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
 _LOG = logging.getLogger(__name__)
 
 
+# How long a freshly started reader waits for its first records (connecting, looking up
+# the committed offsets and the first fetch take a few hundred milliseconds).
+FIRST_FETCH_SECONDS = 2.0
+
+
 class KafkaMessage(NamedTuple):
     """One Kafka record as the pipeline sees it (value, key, timestamp, partition, offset)."""
     topic: str
@@ -147,6 +152,21 @@ def partitions_of(bootstrap_servers: str, topic: str,
             f"Kafka topic {topic!r} does not exist at {bootstrap_servers}: create it "
             f"(`vectorstream produce` does) or check --topic.")
     return sorted(t.partitions)
+
+
+def group_offsets(bootstrap_servers: str, topic: str, group: str,
+                  extra: Optional[Dict[str, str]] = None) -> Dict[int, int]:
+    """The group's committed offset of each partition of `topic` (-1001: none). Asking
+    also makes a fresh broker elect the group's coordinator, so a pipeline's readers do
+    not wait for it in their first bundle."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({**client_config(bootstrap_servers, extra), "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        return committed_offsets(consumer, [TopicPartition(topic, p) for p in
+                                            partitions_of(bootstrap_servers, topic, extra)])
+    finally:
+        consumer.close()
 
 
 def committed_offsets(consumer, tps, attempts: int = 20) -> Dict[int, int]:
@@ -483,7 +503,14 @@ class _MultiPartitionReader(UnboundedReader):
             self._deadline = time.time() + self._source.max_read_time
         for reader in self._readers:
             reader.start_consumer()
-        return self.advance()
+        # A fresh consumer needs a moment (connect, find the offsets, first fetch) before
+        # it has anything: wait for it, so that a runner resuming the read in a new bundle
+        # each time (and a new reader with it) still moves forward every bundle.
+        deadline = time.monotonic() + FIRST_FETCH_SECONDS
+        while not self.advance():
+            if time.monotonic() >= deadline or not self._budget_left():
+                return False
+        return True
 
     def advance(self):
         if not self._budget_left():

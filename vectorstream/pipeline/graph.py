@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
@@ -21,7 +22,7 @@ from vectorstream.io.kafka import KafkaSource, ReadEvents, WriteToKafkaTopic, en
 from vectorstream.io.deadletters import AppendJsonLines
 from vectorstream.io.qdrant import Store, open_store
 from vectorstream.io.sink import WriteToQdrantFn
-from vectorstream.pipeline.options import VectorStreamOptions, parse_options
+from vectorstream.pipeline.options import UsageError, VectorStreamOptions, parse_options
 from vectorstream.transforms.embed import (SentenceEmbeddingHandler, check_model_path,
                                            default_model_path, model_dimension)
 from vectorstream.transforms.parse import (DEAD_LETTERS, ParseEvents, encode_dead_letter,
@@ -131,14 +132,14 @@ class EventsToQdrant(beam.PTransform):
 
 def kafka_source(options: PipelineOptions) -> beam.PTransform:
     """The transform that reads the input topic as batches of KafkaMessage (ReadEvents)."""
-    from vectorstream.runners.java import choose_reader
+    from vectorstream.runners.java import choose_java_environment, choose_reader
     vs = options.view_as(VectorStreamOptions)
     return ReadEvents(KafkaSource(
         vs.bootstrap(), vs.topic, group=vs.consumer_group, start_from=vs.start_from,
         max_num_records=vs.max_num_records, max_read_time=vs.max_read_time,
         config=vs.kafka_extra(), batch_records=vs.batch_events,
         window_seconds=vs.window_seconds), reader=choose_reader(options),
-        java_environment=vs.java_environment, bundle_seconds=vs.bundle_seconds)
+        java_environment=choose_java_environment(options), bundle_seconds=vs.bundle_seconds)
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions,
@@ -172,8 +173,8 @@ def preflight(options: PipelineOptions) -> ModelChoice:
     resolve_device(vs.device)
     if not vs.dead_letter_path:
         ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name(), extra=vs.kafka_extra())
-    from vectorstream.io.kafka import partitions_of
-    partitions_of(vs.bootstrap(), vs.topic, vs.kafka_extra())
+    from vectorstream.io.kafka import group_offsets
+    group_offsets(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
     store = open_store(url=vs.qdrant_url, path=None if vs.qdrant_url else vs.qdrant_path)
     try:
         store.ensure_collection(vs.collection, model.dim)
@@ -183,8 +184,9 @@ def preflight(options: PipelineOptions) -> ModelChoice:
 
 
 def prepare_runner(options: PipelineOptions) -> None:
-    """Fetches the Java pieces the chosen runner and reader need (once, with Maven), so a
-    missing one is one readable message before anything starts."""
+    """Builds or fetches the pieces the chosen runner and reader need (once: Maven for
+    the Java jars, Go for Prism), so a missing one is one readable message before anything
+    starts."""
     from apache_beam.options.pipeline_options import FlinkRunnerOptions, PrismRunnerOptions
     from vectorstream.runners import java
     flink = options.view_as(FlinkRunnerOptions)
@@ -194,34 +196,151 @@ def prepare_runner(options: PipelineOptions) -> None:
     if java.runner_name(options) == "PrismRunner" and not prism.prism_location:
         prism.prism_location = java.prism_binary()
     if java.choose_reader(options) == "java":
-        java.beam_jar(java.IO_EXPANSION_SERVICE)
+        java.kafka_expansion_service_jar()
+
+
+def python_workers_elsewhere(options: PipelineOptions) -> bool:
+    """True when the pipeline's Python code runs in worker processes other than this one
+    (an EXTERNAL worker pool, PROCESS or DOCKER environments, Dataflow's workers)."""
+    from apache_beam.options.pipeline_options import PortableOptions
+    from vectorstream.runners import java
+    environment = (options.view_as(PortableOptions).environment_type or "").upper()
+    return (environment in ("EXTERNAL", "PROCESS", "DOCKER")
+            or java.runner_name(options) == "DataflowRunner")
+
+
+def check_store_for_workers(options: PipelineOptions) -> None:
+    """An embedded store takes one writer process: several SDK worker processes need a
+    Qdrant server."""
+    from apache_beam.options.pipeline_options import PortableOptions
+    vs = options.view_as(VectorStreamOptions)
+    if not python_workers_elsewhere(options):
+        return
+    if vs.qdrant_url and not vs.qdrant_url.startswith("local://"):
+        return
+    portable = options.view_as(PortableOptions)
+    raise UsageError(
+        f"--environment_type {portable.environment_type or 'of this runner'} runs the "
+        f"pipeline's Python code in worker processes of their own "
+        f"(--sdk_worker_parallelism {portable.sdk_worker_parallelism} per task manager), and "
+        f"an embedded store ({'--qdrant_url ' + vs.qdrant_url if vs.qdrant_url else '--qdrant_path'}) "
+        f"takes one writer process: give --qdrant_url http://HOST:6333 (a Qdrant server), or "
+        f"run the Python code in this process with --environment_type LOOPBACK")
+
+
+def default_job_name(topic: str) -> str:
+    """`vectorstream-<topic>-<UTC time>`: what Flink's UI and `flink cancel --job_name`
+    show (lower case, digits and dashes, as Dataflow requires)."""
+    import re
+    import time
+    slug = re.sub(r"[^a-z0-9]+", "-", topic.lower()).strip("-")[:40] or "events"
+    return f"vectorstream-{slug}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+def cancel(result, options: PipelineOptions) -> None:
+    """Cancels a running job: through the runner's job service, and on a Flink cluster
+    also through Flink's REST API (the job service's cancel does not always reach it)."""
+    import threading
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, GoogleCloudOptions
+    from vectorstream.runners import java
+    done = threading.Event()
+
+    def through_runner():
+        try:
+            result.cancel()
+        except Exception as exc:  # pylint: disable=broad-except
+            _LOG.info("the runner could not cancel the job: %r", exc)
+        done.set()
+
+    threading.Thread(target=through_runner, daemon=True, name="cancel").start()
+    done.wait(30)
+    master = options.view_as(FlinkRunnerOptions).flink_master or ""
+    if java.runner_name(options) == "FlinkRunner" and not master.startswith("["):
+        from vectorstream.runners import flink
+        name = options.view_as(GoogleCloudOptions).job_name
+        try:
+            ids = flink.cancel_jobs(master, name=name)
+            if ids:
+                flink.wait_for_jobs_to_end(master, ids)
+        except (OSError, flink.FlinkError) as exc:
+            _LOG.warning("could not cancel job %s on Flink at %s: %s", name, master, exc)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run(argv: Optional[List[str]] = None, wait: bool = True):
     """Parses flags (a --preset first), checks services, builds and runs the pipeline.
-    Returns the result."""
+    Returns the result. Ctrl-C cancels the job on the runner before it returns."""
+    import contextlib
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PortableOptions
+    from vectorstream.runners import java
     from vectorstream.runners.presets import apply_preset
     options = parse_options(apply_preset(list(argv or [])))
     vs = options.view_as(VectorStreamOptions)
     bounded = vs.max_num_records is not None or vs.max_read_time is not None
     if not bounded:
         options.view_as(StandardOptions).streaming = True
-    model = preflight(options)
-    prepare_runner(options)
-    pipeline = beam.Pipeline(options=options)
-    build(pipeline, options, model)
-    reporter = None
-    if vs.progress_seconds > 0:
-        from vectorstream.pipeline.progress import ProgressReporter
-        reporter = ProgressReporter(vs.progress_seconds)
-        reporter.start()
-    try:
-        result = pipeline.run()
-        if wait:
-            result.wait_until_finish()
-            from vectorstream.io.sink import close_all_stores
-            close_all_stores()
-    finally:
-        if reporter is not None:
-            reporter.stop()
-    return result
+    if java.runner_name(options) == "FlinkRunner":
+        from vectorstream.runners.presets import FlinkClusterOptions
+        flink_options = options.view_as(FlinkClusterOptions)
+        if bounded and flink_options.shutdown_sources_after_idle_ms is None:
+            # Flink runs a pipeline with an unbounded read (our reader) in streaming mode,
+            # whose sources never end while checkpointing is on: let them end once idle,
+            # so a bounded run finishes.
+            flink_options.shutdown_sources_after_idle_ms = 1000
+    cloud = options.view_as(GoogleCloudOptions)
+    if not cloud.job_name:
+        cloud.job_name = default_job_name(vs.topic)
+    portable = options.view_as(PortableOptions)
+    if (portable.environment_type or "").upper() == "LOOPBACK":
+        # LOOPBACK takes no config: a preset's EXTERNAL address does not apply.
+        portable.environment_config = None
+    with contextlib.ExitStack() as stack:
+        if (java.runner_name(options) == "FlinkRunner" and not portable.environment_type
+                and int(portable.sdk_worker_parallelism or 1) > 1):
+            # Several Python workers: a worker pool on this machine for this run, one
+            # process per worker, in place of LOOPBACK's one (this) process.
+            from vectorstream.runners.flink import RunWorkerPool
+            portable.environment_type = "EXTERNAL"
+            portable.environment_config = stack.enter_context(RunWorkerPool())
+        if java.runner_name(options) == "PrismRunner" and java.choose_reader(options) == "java":
+            # The expansion service's JVM is also where Prism runs KafkaIO (Beam adds
+            # --alsoStartLoopbackWorker while this cache is held): keep it from build to end.
+            from apache_beam.utils.subprocess_server import SubprocessServer
+            stack.enter_context(SubprocessServer.cache_subprocesses())
+        check_store_for_workers(options)
+        model = preflight(options)
+        prepare_runner(options)
+        pipeline = beam.Pipeline(options=options)
+        build(pipeline, options, model)
+        reporter = None
+        if vs.progress_seconds > 0:
+            from vectorstream.pipeline.progress import ProgressReporter
+            reporter = ProgressReporter(vs.progress_seconds)
+            reporter.start()
+        try:
+            result = pipeline.run()
+            # Beam's portable runners stop their job server on SIGINT, before the job is
+            # cancelled; Ctrl-C (and SIGTERM, from a service manager) is ours to handle
+            # (below): cancel the job, then stop.
+            import signal
+            import threading
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, _interrupt)
+            if wait:
+                try:
+                    result.wait_until_finish()
+                except KeyboardInterrupt:
+                    print("vectorstream: cancelling the job (Ctrl-C) ...", file=sys.stderr)
+                    cancel(result, options)
+                    raise
+                finally:
+                    from vectorstream.io.sink import close_all_stores
+                    close_all_stores()
+        finally:
+            if reporter is not None:
+                reporter.stop()
+        return result

@@ -1,9 +1,17 @@
-"""Beam's Java pieces (the IO expansion service, the Flink job server), fetched with Maven
-into Beam's own jar cache (~/.apache_beam/cache/jars) under the names Beam looks for, so
-nothing downloads when a pipeline starts. Versions are pinned to the Beam SDK's.
+"""Beam's Java pieces: the Flink 1.19 job server and the KafkaIO expansion service.
+
+Beam publishes neither as a shaded jar on Maven Central at recent versions, but their
+parts are there. The poms beside this file (`flink-job-server-pom.xml`,
+`kafka-expansion-service-pom.xml`) assemble each into one jar with Maven's shade plugin,
+on first use, into ~/.cache/vectorstream/beam-java-<version>/ (like Kafka's jars). They
+are named `vectorstream-assembled-…` so nobody takes them for Beam's own artifacts, and
+passed to Beam by path (`--flink_job_server_jar`, JavaJarExpansionService). The versions
+are pinned in the poms; docs/runners.md says why these and what the mix risks.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -13,42 +21,95 @@ from typing import List, Optional
 
 import apache_beam as beam
 
-from vectorstream.runners.maven import MavenError
+from vectorstream.runners.maven import HERE as RUNNERS_DIR, MavenError
 
-BEAM_VERSION = beam.__version__
-JAR_CACHE = os.path.expanduser("~/.apache_beam/cache/jars")
+BEAM_VERSION = beam.__version__  # the Python SDK
 FLINK_VERSION = "1.19"
 
-IO_EXPANSION_SERVICE = "beam-sdks-java-io-expansion-service"
-FLINK_JOB_SERVER = f"beam-runners-flink-{FLINK_VERSION}-job-server"
+FLINK_JOB_SERVER_POM = os.path.join(RUNNERS_DIR, "flink-job-server-pom.xml")
+KAFKA_EXPANSION_SERVICE_POM = os.path.join(RUNNERS_DIR, "kafka-expansion-service-pom.xml")
 
 
-def beam_jar(artifact: str, version: str = BEAM_VERSION) -> str:
-    """The path of org.apache.beam:`artifact`:`version` in Beam's jar cache, fetched with
-    `mvn dependency:copy` when missing. Raises MavenError saying what to do."""
-    path = os.path.join(JAR_CACHE, f"{artifact}-{version}.jar")
+def _pom_property(pom: str, name: str) -> str:
+    with open(pom) as fh:
+        return re.search(rf"<{re.escape(name)}>([^<]+)</{re.escape(name)}>", fh.read()).group(1)
+
+
+def _pom_final_name(pom: str) -> str:
+    with open(pom) as fh:
+        final = re.search(r"<finalName>([^<]+)</finalName>", fh.read()).group(1)
+    return final.replace("${beam.version}", _pom_property(pom, "beam.version"))
+
+
+def java_beam_version() -> str:
+    """The Beam version of the Java side (the assembled jars), pinned in the poms."""
+    return _pom_property(FLINK_JOB_SERVER_POM, "beam.version")
+
+
+def jar_dir() -> str:
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+    return os.path.join(cache, "vectorstream", f"beam-java-{java_beam_version()}")
+
+
+def _maven_reason(output: str) -> str:
+    """The line of Maven's output that says what went wrong, without colour codes."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    reason = next((line for line in output.splitlines()
+                   if "Could not find artifact" in line or "Could not resolve" in line
+                   or "Failed to execute goal" in line or "[FATAL]" in line),
+                  output.strip()[-300:])
+    return " ".join(reason.replace("[ERROR]", "").split())[:400]
+
+
+def assembled_jar(pom: str, dest: Optional[str] = None) -> str:
+    """The jar `pom` assembles, built with `mvn package` once (later calls find it).
+    Raises MavenError with one line that says what to do."""
+    dest = dest or jar_dir()
+    path = os.path.join(dest, _pom_final_name(pom) + ".jar")
     if os.path.exists(path):
         return path
     if shutil.which("mvn") is None:
-        raise MavenError(f"{artifact}-{version}.jar is not in {JAR_CACHE} and Maven (`mvn`) "
-                         f"is not installed to fetch it: install Maven, or put the jar there.")
-    os.makedirs(JAR_CACHE, exist_ok=True)
-    proc = subprocess.run(
-        ["mvn", "-q", "-B", "-U", "dependency:copy",
-         f"-Dartifact=org.apache.beam:{artifact}:{version}:jar",
-         f"-DoutputDirectory={JAR_CACHE}"], capture_output=True, text=True)
-    if proc.returncode != 0 or not os.path.exists(path):
-        output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
-        reason = next((line.split("Unable to find artifact.")[-1].strip()
-                       for line in output.splitlines()
-                       if "find artifact" in line or "not found" in line
-                       or "Could not resolve" in line), output.strip()[-300:])
-        reason = " ".join(reason.replace("[ERROR]", "").split())[:300]
-        raise MavenError(
-            f"could not fetch org.apache.beam:{artifact}:{version} with Maven ({reason}). "
-            f"Put the jar at {path} by hand, or run with --kafka_reader=python on "
-            f"--preset direct or --preset prism.")
+        raise MavenError(f"{os.path.basename(path)} is not built yet and Maven (`mvn`) is not "
+                         f"installed to build it: install Maven (apt-get install maven), or "
+                         f"run with --kafka_reader=python on --preset direct or prism.")
+    os.makedirs(dest, exist_ok=True)
+    name = os.path.splitext(os.path.basename(pom))[0]
+    with _locked(os.path.join(dest, f".{name}.lock")):
+        if os.path.exists(path):  # built by another process while this one waited
+            return path
+        build = os.path.join(dest, f"build-{name}")
+        shutil.rmtree(build, ignore_errors=True)
+        os.makedirs(build)
+        shutil.copy(pom, os.path.join(build, "pom.xml"))
+        proc = subprocess.run(["mvn", "-q", "-B", "package"], cwd=build,
+                              capture_output=True, text=True)
+        built = os.path.join(build, "target", os.path.basename(path))
+        if proc.returncode != 0 or not os.path.exists(built):
+            raise MavenError(
+                f"could not build {os.path.basename(path)} with Maven from "
+                f"{os.path.basename(pom)} ({_maven_reason(proc.stdout + proc.stderr)}); "
+                f"or run with --kafka_reader=python on --preset direct or prism.")
+        os.replace(built, path)
+        shutil.rmtree(build, ignore_errors=True)
     return path
+
+
+@contextlib.contextmanager
+def _locked(lock_path: str):
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def flink_job_server_jar() -> str:
+    return assembled_jar(FLINK_JOB_SERVER_POM)
+
+
+def kafka_expansion_service_jar() -> str:
+    return assembled_jar(KAFKA_EXPANSION_SERVICE_POM)
 
 
 def environment_args(java_environment: Optional[str]) -> List[str]:
@@ -67,15 +128,18 @@ def environment_args(java_environment: Optional[str]) -> List[str]:
                      f"not {java_environment!r}")
 
 
-def kafka_expansion_service(java_environment: Optional[str] = None):
-    """Beam's expansion service for ReadFromKafka, run from the cached jar."""
+def kafka_expansion_service(java_environment: Optional[str] = None,
+                            jar: Optional[str] = None):
+    """The expansion service for ReadFromKafka, run from an assembled jar (by default the
+    KafkaIO one; the Flink job server jar carries the same classes). Started with
+    `use_deprecated_read`: KafkaIO as an unbounded source whose checkpoints commit offsets
+    on Flink (its splittable-DoFn read fails there in streaming with "State backend must be
+    locked when retrieving the current key")."""
     from apache_beam.transforms.external import JavaJarExpansionService
-    return JavaJarExpansionService(beam_jar(IO_EXPANSION_SERVICE),
-                                   append_args=environment_args(java_environment))
-
-
-def flink_job_server_jar() -> str:
-    return beam_jar(FLINK_JOB_SERVER)
+    return JavaJarExpansionService(
+        jar or kafka_expansion_service_jar(),
+        append_args=environment_args(java_environment) + [
+            "--experiments=use_deprecated_read"])
 
 
 JVM_RUNNERS = ("FlinkRunner", "DataflowRunner", "SparkRunner", "SamzaRunner")
@@ -87,6 +151,17 @@ def runner_name(options) -> str:
     if runner is None:
         return "DirectRunner"
     return runner if isinstance(runner, str) else type(runner).__name__
+
+
+def choose_java_environment(options) -> Optional[str]:
+    """`--java_environment`, defaulted per runner: EMBEDDED on Flink (KafkaIO runs inside
+    the task managers, whose job jar carries it), Beam's default elsewhere (Prism runs it in
+    the expansion service's own loopback worker, Dataflow in its Java container)."""
+    from vectorstream.pipeline.options import VectorStreamOptions
+    given = options.view_as(VectorStreamOptions).java_environment
+    if given:
+        return given
+    return "EMBEDDED" if runner_name(options) == "FlinkRunner" else None
 
 
 def choose_reader(options) -> str:

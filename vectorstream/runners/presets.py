@@ -28,6 +28,10 @@ class FlinkClusterOptions(PipelineOptions):
         group.add_argument("--state_backend_storage_path", default=None,
                            help="Where checkpoints go, e.g. s3://bucket/checkpoints or "
                                 "file:///flink/checkpoints (shared by all task managers).")
+        group.add_argument("--shutdown_sources_after_idle_ms", type=int, default=None,
+                           help="Shut sources down after this long without data, so a "
+                                "streaming job ends once its input is done (set for "
+                                "bounded runs).")
         group.add_argument("--externalized_checkpoints_enabled", action="store_true",
                            default=None, help="Keep the last checkpoint when the job is "
                                               "cancelled, to resume from it.")
@@ -56,27 +60,24 @@ PRESETS: Dict[str, Preset] = {p.name: p for p in [
            ["--runner=PrismRunner", "--kafka_reader=python"],
            example="vectorstream run --preset prism --topic ecommerce-events"),
     Preset("flink-local",
-           "An embedded Flink mini-cluster started by the job server in this process's "
-           "machine (`--flink_master=[local]`); Python runs in this process (LOOPBACK).",
+           "An embedded Flink mini-cluster started by the job server on this machine "
+           "(`--flink_master=[local]`); Python runs in this process (LOOPBACK), or in "
+           "`--sdk_worker_parallelism` worker processes when that is above 1.",
            ["--runner=FlinkRunner", "--flink_master=[local]", "--flink_version=1.19",
-            "--environment_type=LOOPBACK", "--parallelism=2",
-            "--checkpointing_interval=10000", "--kafka_reader=python"],
-           example="vectorstream run --preset flink-local --topic ecommerce-events "
-                   "--flink_job_server_jar ~/.apache_beam/cache/jars/"
-                   "beam-runners-flink-1.19-job-server-2.77.0.jar"),
+            "--parallelism=2", "--checkpointing_interval=10000", "--kafka_reader=java"],
+           example="vectorstream run --preset flink-local --topic ecommerce-events"),
     Preset("flink",
-           "A Flink cluster (the docker-compose stack, or your own): the job server "
-           "submits to --flink_master; Python runs in the SDK worker pool beside the task "
-           "managers (EXTERNAL environment); Kafka is read by Beam's Java KafkaIO.",
+           "A Flink cluster: `vectorstream flink start` (a job manager, two task managers "
+           "and a Python worker pool on this machine), the docker-compose stack, or your "
+           "own. The job server submits to --flink_master; Python runs in the SDK worker "
+           "pool (EXTERNAL environment, one process per worker); Kafka is read by Beam's "
+           "Java KafkaIO inside the task managers.",
            ["--runner=FlinkRunner", "--flink_master=localhost:8081", "--flink_version=1.19",
             "--parallelism=2", "--streaming", "--checkpointing_interval=10000",
-            "--state_backend=rocksdb",
-            "--state_backend_storage_path=file:///flink/checkpoints",
-            "--environment_type=EXTERNAL", "--environment_config=beam-worker-pool:50000",
-            "--kafka_reader=java", "--java_environment=PROCESS:/opt/apache/beam_java/boot",
-            "--qdrant_url=http://qdrant:6333", "--bootstrap_servers=kafka:29092"],
-           example="vectorstream run --preset flink --flink_master flink-jobmanager:8081 "
-                   "--topic ecommerce-events"),
+            "--environment_type=EXTERNAL", "--environment_config=localhost:50000",
+            "--kafka_reader=java"],
+           example="vectorstream flink start && vectorstream run --preset flink "
+                   "--topic ecommerce-events --qdrant_url http://localhost:6333"),
     Preset("dataflow-gpu",
            "Google Cloud Dataflow, streaming engine, one NVIDIA L4 per worker; the worker "
            "image (runners/dataflow/Dockerfile) carries our package, CUDA torch and the "
