@@ -180,16 +180,30 @@ def test_flink_mini_cluster_stores_each_valid_event_exactly_once(kafka, tmp_path
     run_end_to_end(kafka, tmp_path, flags, bounded)
 
 
-@pytest.mark.parametrize("reader", ["java", "python"])
-@pytest.mark.parametrize("bounded", MODES, ids=MODE_IDS)
+@pytest.mark.parametrize("reader, bounded", [("python", True), ("python", False),
+                                              ("java", True)],
+                         ids=["bounded-python", "streaming-python", "bounded-java"])
 def test_prism_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, bounded, reader):
     """PrismRunner (Beam's portable runner; LOOPBACK Python): offsets committed through
-    bundle finalization. Java reader: KafkaIO in the expansion service's own JVM."""
+    bundle finalization. Java reader (bounded runs): KafkaIO in the expansion service's
+    own JVM."""
     from vectorstream.runners import java
     _built(java.prism_binary)  # built with Go on first use (a few minutes)
     if reader == "java":
         _built(java.kafka_expansion_service_jar)
     run_end_to_end(kafka, tmp_path, ["--preset", "prism", "--kafka_reader", reader], bounded)
+
+
+def test_streaming_with_the_java_reader_on_prism_is_refused_in_one_line(kafka, topic):
+    """KafkaIO commits offsets in a @RequiresStableInput step, which Prism cannot run."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "vectorstream", "run", "--preset", "prism",
+                           "--kafka_reader", "java", "--bootstrap_servers", kafka,
+                           "--topic", topic], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--kafka_reader java on Prism reads bounded runs only" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_flink_mini_cluster_with_python_workers_in_processes_of_their_own(kafka, tmp_path):

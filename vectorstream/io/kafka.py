@@ -598,7 +598,8 @@ class ReadEvents(beam.PTransform):
     """
 
     def __init__(self, source: KafkaSource, reader: str = "python",
-                 java_environment: Optional[str] = None, bundle_seconds: float = 1.0):
+                 java_environment: Optional[str] = None, bundle_seconds: float = 1.0,
+                 legacy_read: bool = False):
         super().__init__()
         self._bundle_seconds = bundle_seconds
         if reader not in ("python", "java"):
@@ -606,11 +607,13 @@ class ReadEvents(beam.PTransform):
         self._source = source
         self._reader = reader
         self._java_environment = java_environment
+        self._legacy_read = legacy_read
 
     def expand(self, pbegin):
         if self._reader == "java":
             return (pbegin
-                    | "KafkaIO" >> _ReadWithKafkaIO(self._source, self._java_environment)
+                    | "KafkaIO" >> _ReadWithKafkaIO(self._source, self._java_environment,
+                                                    self._legacy_read)
                     | "Batches" >> BatchMessages(self._source.window_seconds,
                                                  self._source.batch_records))
         from apache_beam.io.unbounded_source import ReadFromUnboundedSource
@@ -637,10 +640,12 @@ class _ReadWithKafkaIO(beam.PTransform):
     committed when the runner finalizes a checkpoint. Secrets given by reference are
     resolved here, at launch, because the Java consumer gets its config as data."""
 
-    def __init__(self, source: KafkaSource, java_environment: Optional[str] = None):
+    def __init__(self, source: KafkaSource, java_environment: Optional[str] = None,
+                 legacy_read: bool = False):
         super().__init__()
         self._source = source
         self._java_environment = java_environment
+        self._legacy_read = legacy_read
 
     def expand(self, pbegin):
         from apache_beam.io.kafka import ReadFromKafka
@@ -655,7 +660,8 @@ class _ReadWithKafkaIO(beam.PTransform):
                     timestamp_policy=ReadFromKafka.create_time_policy,
                     max_num_records=src.max_num_records,
                     max_read_time=(int(src.max_read_time) if src.max_read_time else None),
-                    expansion_service=kafka_expansion_service(self._java_environment))
+                    expansion_service=kafka_expansion_service(self._java_environment,
+                                                              self._legacy_read))
                 | "To KafkaMessage" >> beam.Map(_from_kafka_row))
 
 

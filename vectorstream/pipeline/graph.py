@@ -132,14 +132,15 @@ class EventsToQdrant(beam.PTransform):
 
 def kafka_source(options: PipelineOptions) -> beam.PTransform:
     """The transform that reads the input topic as batches of KafkaMessage (ReadEvents)."""
-    from vectorstream.runners.java import choose_java_environment, choose_reader
+    from vectorstream.runners.java import choose_java_environment, choose_reader, runner_name
     vs = options.view_as(VectorStreamOptions)
     return ReadEvents(KafkaSource(
         vs.bootstrap(), vs.topic, group=vs.consumer_group, start_from=vs.start_from,
         max_num_records=vs.max_num_records, max_read_time=vs.max_read_time,
         config=vs.kafka_extra(), batch_records=vs.batch_events,
         window_seconds=vs.window_seconds), reader=choose_reader(options),
-        java_environment=choose_java_environment(options), bundle_seconds=vs.bundle_seconds)
+        java_environment=choose_java_environment(options), bundle_seconds=vs.bundle_seconds,
+        legacy_read=runner_name(options) == "FlinkRunner")
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions,
@@ -305,6 +306,12 @@ def run(argv: Optional[List[str]] = None, wait: bool = True):
             from vectorstream.runners.flink import RunWorkerPool
             portable.environment_type = "EXTERNAL"
             portable.environment_config = stack.enter_context(RunWorkerPool())
+        if (java.runner_name(options) == "PrismRunner" and java.choose_reader(options) == "java"
+                and not bounded):
+            raise UsageError(
+                "--kafka_reader java on Prism reads bounded runs only: KafkaIO commits its "
+                "offsets in a step Prism cannot run (it lacks beam:requirement:pardo:"
+                "stable_input:v1); stream with --kafka_reader python, or on Flink")
         if java.runner_name(options) == "PrismRunner" and java.choose_reader(options) == "java":
             # The expansion service's JVM is also where Prism runs KafkaIO (Beam adds
             # --alsoStartLoopbackWorker while this cache is held): keep it from build to end.

@@ -129,17 +129,18 @@ def environment_args(java_environment: Optional[str]) -> List[str]:
 
 
 def kafka_expansion_service(java_environment: Optional[str] = None,
-                            jar: Optional[str] = None):
+                            legacy_read: bool = False, jar: Optional[str] = None):
     """The expansion service for ReadFromKafka, run from an assembled jar (by default the
-    KafkaIO one; the Flink job server jar carries the same classes). Started with
-    `use_deprecated_read`: KafkaIO as an unbounded source whose checkpoints commit offsets
-    on Flink (its splittable-DoFn read fails there in streaming with "State backend must be
-    locked when retrieving the current key")."""
+    KafkaIO one; the Flink job server jar carries the same classes). `legacy_read` (on
+    Flink) starts it with `use_deprecated_read`: KafkaIO as an unbounded source whose
+    checkpoints commit offsets (its splittable-DoFn read fails on Flink in streaming with
+    "State backend must be locked when retrieving the current key"); Prism runs only the
+    splittable-DoFn read (it refuses the primitive Read of the legacy one)."""
     from apache_beam.transforms.external import JavaJarExpansionService
     return JavaJarExpansionService(
         jar or kafka_expansion_service_jar(),
-        append_args=environment_args(java_environment) + [
-            "--experiments=use_deprecated_read"])
+        append_args=environment_args(java_environment) + (
+            ["--experiments=use_deprecated_read"] if legacy_read else []))
 
 
 JVM_RUNNERS = ("FlinkRunner", "DataflowRunner", "SparkRunner", "SamzaRunner")
