@@ -1,5 +1,7 @@
 """Both store backends on real Qdrant code: the embedded Edge shard, and qdrant-client's
-local mode standing in for a server (the server code path)."""
+local mode standing in for a server (the server code path); and, when
+VECTORSTREAM_QDRANT_URL names a Qdrant server, that server over gRPC and over REST (each
+test in a collection of its own, dropped afterwards)."""
 import os
 import uuid
 
@@ -8,11 +10,32 @@ import pytest
 from vectorstream.io.qdrant import Point, StoreError, open_store
 
 
-@pytest.fixture(params=["edge", "client-local"])
+SERVER = os.environ.get("VECTORSTREAM_QDRANT_URL")
+
+
+@pytest.fixture(params=["edge", "client-local", "server-grpc", "server-rest"])
 def store_args(request, tmp_path):
     if request.param == "edge":
         return {"path": str(tmp_path / "edge")}
-    return {"url": f"local://{tmp_path / 'local'}"}
+    if request.param == "client-local":
+        return {"url": f"local://{tmp_path / 'local'}"}
+    if not SERVER:
+        pytest.skip("set VECTORSTREAM_QDRANT_URL to a Qdrant server to run this")
+    return {"url": SERVER, "grpc": request.param == "server-grpc"}
+
+
+@pytest.fixture
+def name(store_args):
+    """The collection: its own on a server (shared by runs), dropped after the test."""
+    if "path" in store_args or store_args["url"].startswith("local://"):
+        yield "events"
+        return
+    collection = f"test-{uuid.uuid4().hex[:10]}"
+    yield collection
+    from qdrant_client import QdrantClient
+    client = QdrantClient(url=SERVER)
+    client.delete_collection(collection)
+    client.close()
 
 
 def unit(*xs):
@@ -20,37 +43,61 @@ def unit(*xs):
     return [x / norm for x in xs]
 
 
-def test_create_upsert_search_filter_and_overwrite(store_args):
+def test_create_upsert_search_filter_and_overwrite(store_args, name):
     store = open_store(**store_args)
     try:
-        store.ensure_collection("events", 3)
-        store.ensure_collection("events", 3)  # idempotent
+        store.ensure_collection(name, 3)
+        store.ensure_collection(name, 3)  # idempotent
         a, b = str(uuid.uuid4()), str(uuid.uuid4())
-        store.upsert("events", [
+        store.upsert(name, [
             Point(a, unit(1, 0, 0), {"event_type": "view", "product": {"category": "kitap"}}),
             Point(b, unit(0, 1, 0), {"event_type": "purchase", "product": {"category": "ev"}})])
-        assert store.count("events") == 2
-        hits = store.search("events", unit(0.9, 0.1, 0), limit=2)
+        assert store.count(name) == 2
+        hits = store.search(name, unit(0.9, 0.1, 0), limit=2)
         assert [h.id for h in hits] == [a, b]
-        hits = store.search("events", unit(1, 0, 0), match={"product.category": "ev"})
+        hits = store.search(name, unit(1, 0, 0), match={"product.category": "ev"})
         assert [h.id for h in hits] == [b]
         # The same id again overwrites: no duplicate.
-        store.upsert("events", [Point(a, unit(0, 0, 1), {"event_type": "view", "v": 2})])
-        assert store.count("events") == 2
-        assert store.search("events", unit(0, 0, 1), limit=1)[0].payload["v"] == 2
-        assert {h.id for h in store.scroll("events", batch=1)} == {a, b}
+        store.upsert(name, [Point(a, unit(0, 0, 1), {"event_type": "view", "v": 2})])
+        assert store.count(name) == 2
+        assert store.search(name, unit(0, 0, 1), limit=1)[0].payload["v"] == 2
+        assert {h.id for h in store.scroll(name, batch=1)} == {a, b}
     finally:
         store.close()
 
 
-def test_vector_size_mismatch_is_a_clear_error(store_args):
+def test_vector_size_mismatch_is_a_clear_error(store_args, name):
     store = open_store(**store_args)
-    store.ensure_collection("events", 3)
+    store.ensure_collection(name, 3)
     store.close()
     store = open_store(**store_args)
     try:
         with pytest.raises(StoreError, match="holds vectors of size 3.*size 384"):
-            store.ensure_collection("events", 384)
+            store.ensure_collection(name, 384)
+    finally:
+        store.close()
+
+
+def test_the_sinks_look_up_and_a_refused_point(store_args, name):
+    """payload_field (the sink's fingerprint look-up, nested payloads and unicode
+    included), and a point of the wrong size refused with an error the sink takes as
+    permanent (so it goes to dead letters instead of being retried)."""
+    from vectorstream.io.sink import is_transient
+    store = open_store(**store_args)
+    try:
+        store.ensure_collection(name, 3)
+        a, b, missing = (str(uuid.uuid4()) for _ in range(3))
+        store.upsert(name, [
+            Point(a, unit(1, 0, 0), {"event_hash": "r1:aa", "product": {"name": "Çay 🍵",
+                                                                        "price": 12.5}}),
+            Point(b, unit(0, 1, 0), {"other": [1, 2, {"x": None}], "flag": True})])
+        assert store.payload_field(name, [a, b, missing], "event_hash") == {a: "r1:aa"}
+        assert store.payload_field(name, [a], "product") == {
+            a: {"name": "Çay 🍵", "price": 12.5}}
+        with pytest.raises(Exception) as refused:
+            store.upsert(name, [Point(str(uuid.uuid4()), [1.0, 0.0], {"v": 1})])
+        assert not is_transient(refused.value), refused.value
+        assert store.count(name) == 2
     finally:
         store.close()
 

@@ -47,8 +47,8 @@ class FlakyStore:
         return self._store.upsert(name, points)
 
 
-def flaky_opener(url=None, path=None):
-    return FlakyStore(open_store(url=url, path=path))
+def flaky_opener(url=None, path=None, grpc=True):
+    return FlakyStore(open_store(url=url, path=path, grpc=grpc))
 
 
 @pytest.fixture(autouse=True)
@@ -186,3 +186,96 @@ def test_during_an_outage_the_pipeline_holds_back(kafka, topic, tmp_path):
         assert store.count("ecommerce_events") == 2000
     finally:
         store.close()
+
+
+# -- several writes in flight (what the sink does for a Qdrant server, --write_in_flight).
+# The real embedded store underneath; `SlowStore` makes each upsert take a random few
+# milliseconds (an injected delay, so writes overlap and finish out of order as a
+# server's do) and records the order the writes of each point id reached the store.
+
+class SlowStore(FlakyStore):
+    import threading as _threading
+    order = []  # (point id, fingerprint) in the order they were upserted
+    lock = _threading.Lock()
+
+    def upsert(self, name, points):
+        import random
+        time.sleep(random.uniform(0.001, 0.02))
+        result = super().upsert(name, points)
+        with self.lock:
+            self.order += [(p.id, p.payload.get("delivery")) for p in points]
+        return result
+
+
+def slow_opener(url=None, path=None, grpc=True):
+    return SlowStore(open_store(url=url, path=path, grpc=grpc))
+
+
+def version(i, v):
+    """Event i's v-th delivery: the same event (a replay: same fingerprint), marked so the
+    store's last write of it can be told."""
+    event, vector = element(i)
+    payload = {**event.payload, "event_hash": f"r1:{i}", "delivery": v}
+    return event._replace(payload=payload), vector
+
+
+def test_writes_in_flight_keep_each_point_ids_order_and_end_with_the_bundle(tmp_path):
+    SlowStore.order = []
+    # Three deliveries of events 0-39 (replays), in batches of 5, each group of five
+    # delivered three times in a row and followed by a new event: consecutive batches,
+    # in flight together, hold the same point ids.
+    elements = []
+    for group in range(0, 40, 5):
+        for v in range(3):
+            elements += [version(i, v) for i in range(group, group + 5)]
+        elements.append(element(100 + group))
+    fn = WriteToQdrantFn("events", DIM, "test-model", path=str(tmp_path / "q"),
+                         opener=slow_opener, batch_size=5, in_flight=4)
+    fn.setup()
+    try:
+        fn.start_bundle()
+        dead = []
+        from apache_beam.transforms.window import GlobalWindow
+        for batch in batches(elements, size=5):
+            dead += list(fn.process(batch, window=GlobalWindow()))
+        dead += list(fn.finish_bundle())
+        # The bundle ends only when every write is acknowledged: all stored, none pending.
+        assert fn._pending == [] and dead == []
+        assert fn._store.count("events") == 48
+        stored = fn._store.payload_field("events", [element(i)[0].point_id for i in range(40)],
+                                         "delivery")
+    finally:
+        fn.teardown()
+    assert set(stored.values()) == {2}, "the last write of each point is the last delivery"
+    for i in range(40):
+        pid = element(i)[0].point_id
+        assert [v for p, v in SlowStore.order if p == pid] == [0, 1, 2]
+
+
+def test_writes_in_flight_retry_transient_failures_and_dead_letter_refused_points(tmp_path):
+    FAULTS["remaining"] = 5
+    elements = [element(i) for i in range(60)]
+    elements[33] = element(33, vector=[1.0, 2.0])  # wrong size: the store refuses it
+    with TestPipeline() as p:
+        dead = (p | beam.Create(batches(elements, size=6))
+                | beam.ParDo(WriteToQdrantFn("events", DIM, "test-model",
+                                             path=str(tmp_path / "q"), opener=slow_opener,
+                                             batch_size=6, in_flight=3, retry_seconds=30)))
+        assert_that(dead | beam.Map(lambda r: (r["stage"], r["source"]["offset"])),
+                    equal_to([("write", 33)]))
+    assert FAULTS["remaining"] == 0
+    store = open_store(path=str(tmp_path / "q"))
+    try:
+        assert store.count("events") == 59
+    finally:
+        store.close()
+
+
+def test_a_write_in_flight_that_fails_for_good_fails_the_bundle(tmp_path):
+    FAULTS["remaining"] = 10_000
+    with pytest.raises(Exception, match="kept failing"):
+        with TestPipeline() as p:
+            _ = (p | beam.Create(batches(element(i) for i in range(20)))
+                 | beam.ParDo(WriteToQdrantFn("events", DIM, "test-model",
+                                              path=str(tmp_path / "q"), opener=slow_opener,
+                                              batch_size=4, in_flight=4, retry_seconds=1)))

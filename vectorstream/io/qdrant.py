@@ -37,6 +37,7 @@ class Point:
     vector: Sequence[float]
     payload: Dict[str, Any]
     window: Any = None  # the Beam window it came from (the sink's dead letters go there)
+    raw: Optional[bytes] = None  # the Kafka message it came from (a dead letter's original)
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Store:
         raise NotImplementedError
 
     def payload_field(self, name: str, ids: List[str], field: str) -> Dict[str, Any]:
-        """{id: payload[field]} for the ids that exist."""
+        """{id: payload[field]} for the ids that exist and have the field."""
         raise NotImplementedError
 
     def search(self, name: str, vector: Sequence[float], limit: int = 5,
@@ -176,14 +177,11 @@ class EdgeStore(Store):
 
     def payload_field(self, name, ids, field):
         records = self._open(name).retrieve(list(ids), with_payload=[field], with_vector=False)
-        return {str(r.id): (r.payload or {}).get(field) for r in records}
+        return {str(r.id): r.payload[field] for r in records if field in (r.payload or {})}
 
     def search(self, name, vector, limit=5, match=None):
         import qdrant_edge as q
-        flt = None
-        if match:
-            flt = q.Filter(must=[q.FieldCondition(key=k, match=q.MatchValue(v))
-                                 for k, v in match.items()])
+        flt = _edge_filter(match)
         hits = self._open(name).query(q.QueryRequest(
             limit=limit, query=q.Query.Nearest(list(map(float, vector))), filter=flt,
             with_payload=True))
@@ -215,6 +213,21 @@ class EdgeStore(Store):
             self._copies.clear()
 
 
+def _edge_filter(match: Optional[Dict[str, Any]]):
+    import qdrant_edge as q
+    if not match:
+        return None
+    return q.Filter(must=[q.FieldCondition(key=k, match=q.MatchValue(v))
+                          for k, v in match.items()])
+
+
+def _edge_vector(record) -> Optional[List[float]]:
+    vector = record.vector
+    if isinstance(vector, dict):  # {vector name: vector}: the unnamed one
+        vector = next(iter(vector.values()), None)
+    return list(vector) if vector is not None else None
+
+
 def _edge_vector_size(directory: str) -> Optional[int]:
     import json
     try:
@@ -231,21 +244,46 @@ def _edge_vector_size(directory: str) -> Optional[int]:
 
 # ---------------------------------------------------------------------------------------
 
+class QdrantHTTPError(RuntimeError):
+    """A Qdrant server's HTTP error answer (status_code and headers, as the sink's
+    retry rules read them)."""
+
+    def __init__(self, status_code: int, headers, text: str):
+        super().__init__(f"Qdrant answered HTTP {status_code}: {text[:300]}")
+        self.status_code = status_code
+        self.headers = headers
+
+
 class ServerStore(Store):
-    def __init__(self, url: str, api_key: Optional[str] = None, timeout: float = 30.0):
+    """A Qdrant server through qdrant-client (collections, search, scroll) with upserts and
+    the sink's look-ups sent without qdrant-client's per-point pydantic models: raw gRPC
+    messages (`grpc`, the default) or a REST body serialised in one orjson call."""
+
+    def __init__(self, url: str, api_key: Optional[str] = None, timeout: float = 30.0,
+                 grpc: bool = True):
         from qdrant_client import QdrantClient
+        self._timeout = timeout
+        self._http = None
         if url.startswith("local://"):
             path = url[len("local://"):]
             self.description = f"qdrant-client local mode at {os.path.abspath(path)}"
-            self._local = True
+            self._local, self._grpc = True, False
             try:
                 self.client = QdrantClient(path=path)
             except RuntimeError as exc:
                 raise StoreError(str(exc)) from None
         else:
-            self.description = f"Qdrant server at {url}"
-            self._local = False
-            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout))
+            self._local, self._grpc = False, grpc
+            self.description = f"Qdrant server at {url}{' (gRPC)' if grpc else ''}"
+            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout),
+                                       prefer_grpc=grpc)
+            if not grpc:
+                import httpx
+                headers = {"content-type": "application/json"}
+                if api_key:
+                    headers["api-key"] = api_key
+                self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers,
+                                          timeout=timeout)
 
     def ensure_collection(self, name: str, dim: int) -> None:
         from qdrant_client import models
@@ -269,18 +307,59 @@ class ServerStore(Store):
                 self.client.create_payload_index(name, field, kinds[kind])
 
     def upsert(self, name, points):
-        from qdrant_client import models
-        self.client.upsert(name, points=[
-            models.PointStruct(id=p.id, vector=_floats(p.vector), payload=p.payload)
-            for p in points], wait=True)
+        if self._grpc:
+            from qdrant_client import grpc as qgrpc
+            from qdrant_client.conversions.conversion import payload_to_grpc
+            # Built in place from nested arguments (protobuf makes the whole tree at once;
+            # constructing each message and copying it into its parent costs twice this).
+            request = qgrpc.UpsertPoints(collection_name=name, wait=True)
+            add = request.points.add
+            for p in points:
+                add(id={"uuid": p.id}, vectors={"vector": {"data": _floats(p.vector)}},
+                    payload=payload_to_grpc(p.payload))
+            self.client.grpc_points.Upsert(request, timeout=self._timeout)
+        elif self._http is not None:
+            import orjson
+            body = orjson.dumps({"points": [{"id": p.id, "vector": p.vector,
+                                             "payload": p.payload} for p in points]},
+                                option=orjson.OPT_SERIALIZE_NUMPY)
+            self._request("PUT", f"/collections/{name}/points?wait=true", body)
+        else:
+            from qdrant_client import models
+            self.client.upsert(name, points=[
+                models.PointStruct(id=p.id, vector=_floats(p.vector), payload=p.payload)
+                for p in points], wait=True)
+
+    def _request(self, method: str, path: str, body: bytes):
+        import orjson
+        response = self._http.request(method, path, content=body)
+        if response.status_code >= 400:
+            raise QdrantHTTPError(response.status_code, response.headers, response.text)
+        return orjson.loads(response.content)["result"]
 
     def count(self, name):
         return self.client.count(name, exact=True).count
 
     def payload_field(self, name, ids, field):
+        if self._grpc:
+            from qdrant_client import grpc as qgrpc
+            from qdrant_client.conversions.conversion import value_to_json
+            response = self.client.grpc_points.Get(qgrpc.GetPoints(
+                collection_name=name, ids=[qgrpc.PointId(uuid=i) for i in ids],
+                with_payload=qgrpc.WithPayloadSelector(
+                    include=qgrpc.PayloadIncludeSelector(fields=[field])),
+                with_vectors=qgrpc.WithVectorsSelector(enable=False)), timeout=self._timeout)
+            return {r.id.uuid: value_to_json(r.payload[field]) for r in response.result
+                    if field in r.payload}
+        if self._http is not None:
+            import orjson
+            records = self._request("POST", f"/collections/{name}/points", orjson.dumps(
+                {"ids": list(ids), "with_payload": [field], "with_vector": False}))
+            return {str(r["id"]): r["payload"][field] for r in records
+                    if field in (r.get("payload") or {})}
         records = self.client.retrieve(name, ids=list(ids), with_payload=[field],
                                        with_vectors=False)
-        return {str(r.id): (r.payload or {}).get(field) for r in records}
+        return {str(r.id): r.payload[field] for r in records if field in (r.payload or {})}
 
     def search(self, name, vector, limit=5, match=None):
         from qdrant_client import models
@@ -303,6 +382,8 @@ class ServerStore(Store):
                 return
 
     def close(self):
+        if self._http is not None:
+            self._http.close()
         self.client.close()
 
 
@@ -321,11 +402,12 @@ def qdrant_api_key() -> Optional[str]:
 
 
 def open_store(url: Optional[str] = None, path: Optional[str] = None,
-               read_only: bool = False) -> Store:
+               read_only: bool = False, grpc: bool = True) -> Store:
     """The store the flags name: --qdrant_url wins when given, else --qdrant_path.
-    `read_only` (search, stats) may read a copy of an embedded store a pipeline holds."""
+    `read_only` (search, stats) may read a copy of an embedded store a pipeline holds;
+    `grpc` picks gRPC over REST for a server's upserts."""
     if url:
-        return ServerStore(url, api_key=qdrant_api_key())
+        return ServerStore(url, api_key=qdrant_api_key(), grpc=grpc)
     if not path:
         raise StoreError("no Qdrant store given: set --qdrant_path DIR or --qdrant_url URL.")
     return EdgeStore(path, read_only=read_only)

@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -34,9 +34,9 @@ from apache_beam.utils.retry import FuzzedExponentialIntervals
 from apache_beam.utils.windowed_value import WindowedValue
 
 from vectorstream.io.qdrant import Point, Store, open_store
-from vectorstream.pipeline.progress import TALLY
+from vectorstream.pipeline import metrics
 from vectorstream.transforms.events import format_time
-from vectorstream.transforms.parse import event_dead_letter
+from vectorstream.transforms.parse import FINGERPRINT_PREFIX, event_dead_letter
 
 _LOG = logging.getLogger(__name__)
 
@@ -48,24 +48,26 @@ TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABO
 
 
 def acquire_store(url: Optional[str], path: Optional[str],
-                  opener: Callable[..., Store] = open_store) -> Store:
+                  opener: Callable[..., Store] = open_store, grpc: bool = True) -> Store:
     with _STORES_LOCK:
-        entry = _STORES.get((url, path, opener))
+        key = (url, path, opener, grpc)
+        entry = _STORES.get(key)
         if entry is None:
-            entry = _STORES[(url, path, opener)] = [opener(url=url, path=path), 0]
+            entry = _STORES[key] = [opener(url=url, path=path, grpc=grpc), 0]
         entry[1] += 1
         return entry[0]
 
 
 def release_store(url: Optional[str], path: Optional[str],
-                  opener: Callable[..., Store] = open_store) -> None:
+                  opener: Callable[..., Store] = open_store, grpc: bool = True) -> None:
     with _STORES_LOCK:
-        entry = _STORES.get((url, path, opener))
+        key = (url, path, opener, grpc)
+        entry = _STORES.get(key)
         if entry is None:
             return
         entry[1] -= 1
         if entry[1] <= 0:
-            del _STORES[(url, path, opener)]
+            del _STORES[key]
             entry[0].close()
 
 
@@ -126,27 +128,52 @@ def make_point(event, vector, model_name: str, window=None) -> Point:
     """The point stored for a parsed event: its id, vector, and payload with the model."""
     payload = dict(event.payload)
     payload["model"] = model_name
-    return Point(event.point_id, vector, payload, window)
+    return Point(event.point_id, vector, payload, window, event.raw)
 
 
 def _point_bytes(point: Point, payload_size: int = 0) -> int:
-    # What the request carries: the payload as JSON (measured by ParseEvents, which
-    # serialises it anyway, plus 256 bytes for the fields added since) and the vector
-    # (~12 bytes a float in JSON, 4 over gRPC); an estimate on the safe side.
+    # What the request carries: the payload as JSON (the message's own size, plus 256
+    # bytes for the fields added since) and the vector (~12 bytes a float in JSON, 4 over
+    # gRPC); an estimate on the safe side.
     if not payload_size:
         payload_size = len(json.dumps(point.payload, ensure_ascii=False))
     return payload_size + 12 * len(point.vector) + 64
 
 
+def _windowed(dead: List[tuple]):
+    """Dead letters as elements of the window their point came from (a write in flight
+    may hold points of an earlier element's window)."""
+    for record, window in dead:
+        window = window if window is not None else GlobalWindow()
+        yield WindowedValue(record, window.max_timestamp(), [window])
+
+
+class _Written(NamedTuple):
+    """What one write of a batch came to (made in a writer thread; Beam's metrics are
+    counted from it in the DoFn's own thread)."""
+    written: int
+    latencies_s: List[float]
+    dead: List[tuple]  # (dead-letter record, window)
+    retries: int
+
+
 class WriteToQdrantFn(beam.DoFn):
     """(events, vectors) batches in; points upserted in batches of its own (count, bytes,
-    age); dead letters out."""
+    age); dead letters out.
+
+    Up to `in_flight` batches are written at once, each by a writer thread (a Qdrant
+    server takes concurrent requests; the network and the server's work overlap with the
+    pipeline's). A batch that holds a point id of a batch still in flight waits for it, so
+    writes of one point id keep their order. Every batch of a bundle is acknowledged
+    before the bundle ends: its offsets are committed only then.
+    """
 
     def __init__(self, collection: str, dim: int, model_name: str,
                  url: Optional[str] = None, path: Optional[str] = None,
                  batch_size: int = 256, batch_bytes: int = 8_000_000,
                  flush_seconds: float = 1.0, retry_seconds: float = 300.0,
-                 opener: Callable[..., Store] = open_store):
+                 opener: Callable[..., Store] = open_store, in_flight: int = 1,
+                 grpc: bool = True):
         if not collection:
             raise ValueError("collection must be given (--collection)")
         if not url and not path:
@@ -158,6 +185,8 @@ class WriteToQdrantFn(beam.DoFn):
                              f"refuses requests over 32 MB")
         if flush_seconds <= 0 or retry_seconds < 0:
             raise ValueError("flush_seconds must be positive and retry_seconds not negative")
+        if in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, got {in_flight}")
         self._collection = collection
         self._dim = dim
         self._model_name = model_name
@@ -168,7 +197,11 @@ class WriteToQdrantFn(beam.DoFn):
         self._flush_seconds = flush_seconds
         self._retry_seconds = retry_seconds
         self._opener = opener
+        self._in_flight = in_flight
+        self._grpc = grpc
         self._store: Optional[Store] = None
+        self._pool = None
+        self._pending: List[Tuple[Any, set]] = []  # (future, point ids), oldest first
         self._buffer: List[Point] = []
         self._buffered_bytes = 0
         self._oldest = 0.0
@@ -179,50 +212,112 @@ class WriteToQdrantFn(beam.DoFn):
         self.latency_ms = Metrics.distribution("vectorstream", "event_to_stored_ms")
 
     def setup(self):
-        self._store = acquire_store(self._url, self._path, self._opener)
+        self._store = acquire_store(self._url, self._path, self._opener, self._grpc)
         self._store.ensure_collection(self._collection, self._dim)
+        if self._in_flight > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self._in_flight, thread_name_prefix="qdrant-write")
 
     def start_bundle(self):
         self._buffer, self._buffered_bytes = [], 0
+        self._pending = []
 
     def process(self, element, window=beam.DoFn.WindowParam):
         events, vectors = element
+        model_name, limit_bytes, limit_count = (self._model_name, self._batch_bytes,
+                                                self._batch_size)
+        vector_bytes = 12 * self._dim + 64
+        if not self._buffer:
+            self._oldest = time.monotonic()
         for event, vector in zip(events, vectors):
-            point = make_point(event, vector, self._model_name, window)
-            size = _point_bytes(point, event.size)
-            if self._buffer and self._buffered_bytes + size > self._batch_bytes:
-                yield from (record for record, _ in self._flush())
-            if not self._buffer:
-                self._oldest = time.monotonic()
+            payload = dict(event.payload)
+            payload["model"] = model_name
+            point = Point(event.point_id, vector, payload, window, event.raw)
+            size = event.size + vector_bytes if event.size else _point_bytes(point)
+            if self._buffer and self._buffered_bytes + size > limit_bytes:
+                yield from _windowed(self._flush())
             self._buffer.append(point)
             self._buffered_bytes += size
-            if (len(self._buffer) >= self._batch_size
-                    or time.monotonic() - self._oldest >= self._flush_seconds):
-                yield from (record for record, _ in self._flush())
+            if len(self._buffer) >= limit_count:
+                yield from _windowed(self._flush())
+        if self._buffer and time.monotonic() - self._oldest >= self._flush_seconds:
+            yield from _windowed(self._flush())
 
     def finish_bundle(self):
-        for record, window in self._flush():
-            window = window if window is not None else GlobalWindow()
-            yield WindowedValue(record, window.max_timestamp(), [window])
+        yield from _windowed(self._flush() + self._collect(wait_all=True))
 
-    def _flush(self):
+    def _flush(self) -> List[tuple]:
+        """Sends the buffer to be written; returns (dead-letter record, window) of the
+        writes done by now (the rest come with a later flush or the bundle's end)."""
         if not self._buffer:
             return []
         points, self._buffer, self._buffered_bytes = self._buffer, [], 0
-        points, conflicts = self._without_conflicts(points)
-        return conflicts + (self._write(points) if points else [])
+        self._oldest = time.monotonic()
+        if self._pool is None:
+            return self._account(self._write_batch(points))
+        ids = {p.id for p in points}
+        done = []
+        overlapping = [future for future, pending_ids in self._pending if pending_ids & ids]
+        if overlapping:  # the same point id in flight: keep the writes of it in order
+            done += self._collect(until=overlapping[-1])
+        while len(self._pending) >= self._in_flight:
+            done += self._collect(until=self._pending[0][0])
+        self._pending.append((self._pool.submit(self._write_batch, points), ids))
+        return done + self._collect()  # and any other write already done
 
-    def _without_conflicts(self, points: List[Point]):
+    def _collect(self, until=None, wait_all: bool = False) -> List[tuple]:
+        """Waits for the writes in flight up to `until` (or all); returns their dead
+        letters as (record, window). A write that failed for good fails the bundle."""
+        out = []
+        while self._pending:
+            future, _ids = self._pending[0]
+            if not wait_all and until is None and not future.done():
+                break
+            self._pending.pop(0)
+            out += self._account(future.result())
+            if future is until:
+                break
+        return out
+
+    def _account(self, result: "_Written") -> List[tuple]:
+        """Beam's metrics and ours for one write (in the DoFn's thread)."""
+        if result.written:
+            self.written.inc(result.written)
+            self.batch_sizes.update(result.written)
+            for value in result.latencies_s:
+                self.latency_ms.update(int(value * 1000))
+            metrics.points_written(result.written, result.latencies_s)
+        if result.retries:
+            self.retries.inc(result.retries)
+        if result.dead:
+            self.dead.inc(len(result.dead))
+            metrics.dead_letter("write", len(result.dead))
+        return result.dead
+
+    # -- in a writer thread (or the DoFn's, with in_flight 1): no Beam metrics here
+    def _write_batch(self, points: List[Point]) -> "_Written":
+        retries = [0]
+        points, dead = self._without_conflicts(points, retries)
+        written, latencies = 0, []
+        if points:
+            written, latencies, refused = self._write(points, retries)
+            dead += refused
+        return _Written(written, latencies, dead, retries[0])
+
+    def _without_conflicts(self, points: List[Point], retries: List[int]):
         """Drops points whose event_id is already stored (or earlier in the batch) with
         different content: those are dead letters. Same content is a replay: written again."""
         fresh: Dict[str, Point] = {}
         dead = []
         stored = self._with_retries(lambda: self._store.payload_field(
-            self._collection, list({p.id for p in points}), "event_hash"))
+            self._collection, list({p.id for p in points}), "event_hash"), retries)
         for point in points:
             seen = fresh.get(point.id)
             known = seen.payload.get("event_hash") if seen else stored.get(point.id)
-            if known is not None and known != point.payload.get("event_hash"):
+            if (known is not None and known != point.payload.get("event_hash")
+                    and str(known).startswith(FINGERPRINT_PREFIX)):
+                # (A fingerprint of an earlier version's form cannot be compared: the
+                # point is written over, as a replay would be.)
                 dead.append(self._dead_letter(point, (
                     f"duplicate event_id {point.payload.get('event_id')!r} with different "
                     f"content: the first event with this id is kept")))
@@ -231,43 +326,38 @@ class WriteToQdrantFn(beam.DoFn):
         return list(fresh.values()), dead
 
     def _dead_letter(self, point: Point, reason: str) -> tuple:
-        self.dead.inc()
-        TALLY.add("dead")
         _LOG.warning("dead letter for point %s: %s", point.id, reason)
-        return event_dead_letter("write", reason, point.payload), point.window
+        return event_dead_letter("write", reason, point.payload, point.raw), point.window
 
-    def _write(self, points: List[Point]) -> List[tuple]:
-        """Writes `points`; returns (dead-letter record, window) for those Qdrant refuses."""
+    def _write(self, points: List[Point], retries: List[int]):
+        """Writes `points`; returns (written, latencies, [(dead letter, window)]) with a
+        dead letter for each point Qdrant refuses (found by halving the batch)."""
         now = time.time()
         stamp = format_time(dt.datetime.fromtimestamp(now, dt.timezone.utc))
         for point in points:
             point.payload["ingested_at"] = stamp
         try:
-            self._upsert(points)
+            self._with_retries(lambda: self._store.upsert(self._collection, points), retries,
+                               len(points))
         except WriteFailed:
             raise
         except Exception as exc:  # permanent: isolate the bad points
             if len(points) == 1:
-                return [self._dead_letter(points[0], f"Qdrant refused the point: {exc}")]
+                return 0, [], [self._dead_letter(points[0], f"Qdrant refused the point: {exc}")]
             middle = len(points) // 2
-            return self._write(points[:middle]) + self._write(points[middle:])
-        self.written.inc(len(points))
-        TALLY.add("written", len(points))
-        self.batch_sizes.update(len(points))
-        done_ms = int(time.time() * 1000)
+            first, second = self._write(points[:middle], retries), self._write(
+                points[middle:], retries)
+            return first[0] + second[0], first[1] + second[1], first[2] + second[2]
+        done = time.time()
         latencies = []
         for point in points:
-            produced = (point.payload.get("kafka") or {}).get("timestamp_ms")
+            produced = point.payload["kafka"].get("timestamp_ms") if "kafka" in point.payload \
+                else None
             if produced:
-                self.latency_ms.update(done_ms - produced)
-                latencies.append((done_ms - produced) / 1000.0)
-        TALLY.latencies(latencies)
-        return []
+                latencies.append(done - produced / 1000.0)
+        return len(points), latencies, []
 
-    def _upsert(self, points: List[Point]) -> None:
-        self._with_retries(lambda: self._store.upsert(self._collection, points), len(points))
-
-    def _with_retries(self, call, n_points: int = 0):
+    def _with_retries(self, call, retries: List[int], n_points: int = 0):
         """One store call, retried while the failure is transient and the budget lasts."""
         delays = iter(FuzzedExponentialIntervals(0.2, 10000, max_delay_secs=10.0,
                                                  stop_after_secs=self._retry_seconds))
@@ -285,13 +375,16 @@ class WriteToQdrantFn(beam.DoFn):
                         f"{time.monotonic() - started:.0f}s (--write_retry_seconds "
                         f"{self._retry_seconds:g}): {exc}") from exc
                 delay = max(delay, retry_after_seconds(exc) or 0.0)
-                self.retries.inc()
-                TALLY.add("retries")
+                retries[0] += 1
+                metrics.write_retried(exc)
                 _LOG.warning("Qdrant call failed (%s), retrying (%d points) in %.1fs",
                              exc, n_points, delay)
                 time.sleep(delay)
 
     def teardown(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._store is not None:
             self._store = None
-            release_store(self._url, self._path, self._opener)
+            release_store(self._url, self._path, self._opener, self._grpc)

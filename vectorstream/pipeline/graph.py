@@ -121,7 +121,7 @@ class EventsToQdrant(beam.PTransform):
             path=None if vs.qdrant_url else vs.qdrant_path,
             batch_size=vs.write_batch_size, batch_bytes=vs.write_batch_bytes,
             flush_seconds=vs.flush_seconds, retry_seconds=vs.write_retry_seconds,
-            opener=self._opener))
+            opener=self._opener, in_flight=vs.in_flight(), grpc=vs.qdrant_grpc))
         dead_letters = ((parsed[DEAD_LETTERS], paired[DEAD_LETTERS], embed_failures,
                          write_failures)
                         | "All dead letters" >> beam.Flatten()
@@ -176,7 +176,8 @@ def preflight(options: PipelineOptions) -> ModelChoice:
         ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name(), extra=vs.kafka_extra())
     from vectorstream.io.kafka import group_offsets
     group_offsets(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
-    store = open_store(url=vs.qdrant_url, path=None if vs.qdrant_url else vs.qdrant_path)
+    store = open_store(url=vs.qdrant_url, path=None if vs.qdrant_url else vs.qdrant_path,
+                       grpc=vs.qdrant_grpc)
     try:
         store.ensure_collection(vs.collection, model.dim)
     finally:

@@ -36,6 +36,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"must be on or off, got {text}")
+    return value in ("on", "true", "1")
+
+
 class VectorStreamOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
@@ -119,12 +126,30 @@ class VectorStreamOptions(PipelineOptions):
         qdrant.add_argument("--write_retry_seconds", type=float, default=300.0,
                             help="How long transient Qdrant failures are retried (with "
                                  "backoff) before the bundle fails.")
+        qdrant.add_argument("--qdrant_grpc", type=_on_off, default=True, metavar="on|off",
+                            help="With --qdrant_url: upsert over gRPC (port 6334), off: "
+                                 "over REST.")
+        qdrant.add_argument("--write_in_flight", type=_positive_int, default=None,
+                            help="Batches a sink writes at once (default: 4 to a Qdrant "
+                                 "server, 1 to an embedded store).")
+        ops = parser.add_argument_group("Operations")
+        ops.add_argument("--metrics_port", type=int, default=None,
+                         help="Serve Prometheus metrics at :PORT/metrics and health at "
+                              ":PORT/healthz from the process that runs the pipeline "
+                              "(0: any free port; default: off).")
 
     def bootstrap(self) -> str:
         return self.view_as(KafkaStreamsRunnerOptions).bootstrap_servers
 
     def kafka_extra(self) -> Dict[str, str]:
         return parse_key_values(self.kafka_config, "--kafka_config")
+
+    def in_flight(self) -> int:
+        """--write_in_flight, defaulted: a server takes concurrent writes, an embedded
+        store is written by one thread."""
+        if self.write_in_flight:
+            return self.write_in_flight
+        return 4 if self.qdrant_url and not self.qdrant_url.startswith("local://") else 1
 
     def dead_letter_topic_name(self) -> str:
         return self.dead_letter_topic or f"{self.topic}.dlq"
@@ -179,6 +204,13 @@ def parse_options(argv: Optional[List[str]]) -> PipelineOptions:
         raise UsageError("--embedding_cache_size must not be negative (0 turns it off)")
     if vs.write_retry_seconds < 0:
         raise UsageError("--write_retry_seconds must not be negative")
+    if (vs.write_in_flight or 1) > 1 and not (vs.qdrant_url and
+                                              not vs.qdrant_url.startswith("local://")):
+        raise UsageError(f"--write_in_flight {vs.write_in_flight} writes batches at once, "
+                         f"which only a Qdrant server takes: give --qdrant_url http://HOST:6333,"
+                         f" or leave --write_in_flight out for an embedded store")
+    if vs.metrics_port is not None and not 0 <= vs.metrics_port <= 65535:
+        raise UsageError(f"--metrics_port must be a port number (0-65535), not {vs.metrics_port}")
     if vs.dead_letter_topic_name() == vs.topic:
         raise UsageError("--dead_letter_topic must differ from --topic, or dead letters "
                          "would be read again as events")
