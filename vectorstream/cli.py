@@ -1,4 +1,4 @@
-"""The `vectorstream` command: run, kafka, flink, produce, search, stats, demo, bench."""
+"""The `vectorstream` command: run, kafka, flink, produce, search, recommend, stats, demo, bench."""
 from __future__ import annotations
 
 import argparse
@@ -170,6 +170,43 @@ def cmd_search(args, extra) -> int:
     return 0
 
 
+def cmd_recommend(args, extra) -> int:
+    from vectorstream.io import recommend
+    if bool(args.user) == bool(args.product):
+        raise CliError("give one of --user USER_ID or --product PRODUCT_ID")
+    store = _open(args)
+    try:
+        if args.user:
+            recs, basis = recommend.for_user(store, args.collection, args.user,
+                                             limit=args.limit, recent=args.recent)
+            source = {"user_id": args.user, "events": basis.events, "by_type": basis.by_type,
+                      "excluded_products": basis.excluded_products}
+            title = (f"For user {args.user} (from {basis.events} recent events: "
+                     + ", ".join(f"{n} {k}" for k, n in sorted(basis.by_type.items()))
+                     + f"; the {len(basis.excluded_products)} products in them left out)")
+        else:
+            recs, product = recommend.for_product(store, args.collection, args.product,
+                                                  limit=args.limit)
+            source = {"product": product}
+            title = f"Like {product.get('name')} ({args.product})"
+        _note_copy(store)
+    except recommend.NothingToRecommendFrom as exc:
+        raise CliError(f"{exc}: check the id, --collection and the store flags")
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(recommend.as_json(recs, source), ensure_ascii=False, indent=2))
+        return 0
+    print(title + ":")
+    if not recs:
+        print("  no recommendations")
+    for rank, rec in enumerate(recs, 1):
+        p = rec.product
+        print(f"{rank:2d}. {rec.score:.3f}  {p.get('name')} — {str(p.get('description', ''))[:50]}"
+              f"  [{p.get('category')}, {p.get('id')}]")
+    return 0
+
+
 def cmd_stats(args, extra) -> int:
     store = _open(args)
     try:
@@ -312,6 +349,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="The model the collection was built with.")
     _store_flags(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("recommend", help="Products to recommend: for a user (from their "
+                                          "recent events) or like a product.")
+    p.add_argument("--user", default=None, help="A user_id: products for them, weighted by "
+                                                "what they did (purchase > add_to_cart > "
+                                                "view), without those they already know.")
+    p.add_argument("--product", default=None, help="A product id: products like it.")
+    p.add_argument("--limit", type=int, default=5, help="Products to list (one hit each).")
+    p.add_argument("--recent", type=int, default=50,
+                   help="--user: how many of the user's most recent events count.")
+    p.add_argument("--json", action="store_true", help="Print products with score as JSON.")
+    _store_flags(p)
+    p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("stats", help="Points in the collection.")
     p.add_argument("--json", action="store_true")

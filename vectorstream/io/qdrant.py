@@ -45,6 +45,7 @@ class Hit:
     id: str
     score: float
     payload: Dict[str, Any]
+    vector: Optional[List[float]] = None
 
 
 class Store:
@@ -70,6 +71,20 @@ class Store:
         raise NotImplementedError
 
     def scroll(self, name: str, batch: int = 1000) -> Iterator[Hit]:
+        raise NotImplementedError
+
+    def matching(self, name: str, match: Dict[str, Any], limit: int = 1000,
+                 with_vector: bool = True) -> List[Hit]:
+        """Points whose payload matches `match` exactly (a user's events, a product's)."""
+        raise NotImplementedError
+
+    def recommend(self, name: str, positives: Sequence[Sequence[float]],
+                  negatives: Sequence[Sequence[float]], limit: int,
+                  exclude: Optional[Dict[str, List[Any]]] = None) -> List[Hit]:
+        """Qdrant's recommend query, `sum_scores` strategy (a point's score: the sum of its
+        similarities to the positives less those to the negatives, so an example given
+        twice counts twice), without the points whose payload field holds any of
+        `exclude`'s values."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -198,6 +213,26 @@ class EdgeStore(Store):
                 yield Hit(str(r.id), 1.0, dict(r.payload or {}))
             if offset is None:
                 return
+
+    def matching(self, name, match, limit=1000, with_vector=True):
+        import qdrant_edge as q
+        records, _ = self._open(name).scroll(q.ScrollRequest(
+            limit=limit, filter=_edge_filter(match), with_payload=True,
+            with_vector=with_vector))
+        return [Hit(str(r.id), 1.0, dict(r.payload or {}), _edge_vector(r) if with_vector
+                    else None) for r in records]
+
+    def recommend(self, name, positives, negatives, limit, exclude=None):
+        import qdrant_edge as q
+        flt = None
+        if exclude:
+            flt = q.Filter(must_not=[q.FieldCondition(key=k, match=q.MatchAny(list(v)))
+                                     for k, v in exclude.items() if v])
+        hits = self._open(name).query(q.QueryRequest(
+            limit=limit, query=q.Query.RecommendSumScores(q.RecommendQuery(
+                [_floats(v) for v in positives], [_floats(v) for v in negatives])),
+            filter=flt, with_payload=True))
+        return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hits]
 
     def close(self) -> None:
         import shutil
@@ -369,6 +404,31 @@ class ServerStore(Store):
                                       for k, v in match.items()])
         result = self.client.query_points(name, query=list(map(float, vector)), limit=limit,
                                           query_filter=flt, with_payload=True)
+        return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in result.points]
+
+    def matching(self, name, match, limit=1000, with_vector=True):
+        from qdrant_client import models
+        records, _ = self.client.scroll(name, limit=limit, with_payload=True,
+                                        with_vectors=with_vector, scroll_filter=models.Filter(
+                                            must=[models.FieldCondition(
+                                                key=k, match=models.MatchValue(value=v))
+                                                for k, v in match.items()]))
+        return [Hit(str(r.id), 1.0, dict(r.payload or {}),
+                    list(r.vector) if with_vector and r.vector is not None else None)
+                for r in records]
+
+    def recommend(self, name, positives, negatives, limit, exclude=None):
+        from qdrant_client import models
+        flt = None
+        if exclude:
+            flt = models.Filter(must_not=[models.FieldCondition(
+                key=k, match=models.MatchAny(any=list(v))) for k, v in exclude.items() if v])
+        result = self.client.query_points(
+            name, query=models.RecommendQuery(recommend=models.RecommendInput(
+                positive=[_floats(v) for v in positives],
+                negative=[_floats(v) for v in negatives],
+                strategy=models.RecommendStrategy.SUM_SCORES)),
+            query_filter=flt, limit=limit, with_payload=True)
         return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in result.points]
 
     def scroll(self, name, batch=1000):
