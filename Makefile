@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test kafka-start kafka-stop up down clean
+.PHONY: setup test-deps demo test kafka-start kafka-stop up down clean
 
 setup: $(VENV)/.installed
 
@@ -20,8 +20,16 @@ $(VENV)/.installed: setup.py
 demo: setup
 	$(VENV)/bin/vectorstream demo
 
+## test-deps: what the tests run beside the pipeline: Debian's Prometheus server (the
+## dashboard-query test scrapes a real run with it)
+test-deps:
+	@command -v prometheus >/dev/null || \
+		apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus)
+
 ## test: the whole suite against a real broker, the real model and a real Qdrant store
-test: setup
+## (Flink's and Beam's Java pieces are built or downloaded on first use)
+test: setup test-deps
 	$(PY) -m pytest -q tests
 
 kafka-start: setup

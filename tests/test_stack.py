@@ -79,11 +79,12 @@ def test_mounted_config_files_exist_and_parse(compose):
         prometheus = yaml.safe_load(fh)
     targets = {t for job in prometheus["scrape_configs"]
                for c in job["static_configs"] for t in c["targets"]}
-    assert {"flink-jobmanager:9249", "flink-taskmanager:9249", "qdrant:6333"} <= targets
+    assert {"flink-jobmanager:9249", "flink-taskmanager:9249", "qdrant:6333",
+            "pipeline:9464"} <= targets
     with open(os.path.join(ROOT, "deploy", "grafana", "dashboards", "vectorstream.json")) as fh:
         dashboard = json.load(fh)
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
-    for word in ("events", "dead letters", "latency", "qdrant points"):
+    for word in ("events", "dead letters", "latency", "lag", "cache"):
         assert word in titles
     flink = compose["services"]["flink-jobmanager"]["environment"]["FLINK_PROPERTIES"]
     assert "PrometheusReporterFactory" in flink and "9249" in flink

@@ -404,6 +404,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="As for `run`; 0 turns the cache off.")
     p.add_argument("--keep_kafka", action="store_true",
                    help="Leave a broker the demo started running afterwards.")
+    p.add_argument("--metrics_port", type=int, default=9464,
+                   help="Prometheus metrics and /healthz of the run (0: any free port).")
     _store_flags(p)
     p.set_defaults(func=cmd_demo)
     return parser

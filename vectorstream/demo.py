@@ -105,7 +105,7 @@ def _demo(args, bootstrap: str) -> int:
             "--max_read_time", str(int(len(messages) / (args.rate or 100) * 3 + 300)),
             "--window_seconds", str(args.window_seconds), "--collection", args.collection,
             "--embedding_cache_size", str(args.embedding_cache_size),
-            *store_flags]
+            "--metrics_port", str(args.metrics_port), *store_flags]
     print(f"Pipeline: DirectRunner, topic {topic}, {len(messages)} events at "
           f"{f'{args.rate:g}/s' if args.rate else 'full speed'} "
           f"({bad} malformed on purpose)")

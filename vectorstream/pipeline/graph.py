@@ -22,6 +22,7 @@ from vectorstream.io.kafka import KafkaSource, ReadEvents, WriteToKafkaTopic, en
 from vectorstream.io.deadletters import AppendJsonLines
 from vectorstream.io.qdrant import Store, open_store
 from vectorstream.io.sink import WriteToQdrantFn
+from vectorstream.pipeline import metrics
 from vectorstream.pipeline.options import UsageError, VectorStreamOptions, parse_options
 from vectorstream.transforms.embed import (SentenceEmbeddingHandler, check_model_path,
                                            default_model_path, model_dimension)
@@ -53,8 +54,9 @@ def embed_dead_letters(batch, error):
     """RunInference's failed call → one dead letter per event in it (stage "embed")."""
     reason = f"embedding failed: {error!r}" if not isinstance(error, str) else error
     for events, _texts in batch:
+        metrics.dead_letter("embed", len(events))
         for event in events:
-            yield event_dead_letter("embed", reason, event.payload)
+            yield event_dead_letter("embed", reason, event.payload, event.raw)
 
 
 class PairVectors(beam.DoFn):
@@ -69,8 +71,9 @@ class PairVectors(beam.DoFn):
         kept, vectors = [], []
         for event, vector in zip(events, result.inference):
             if isinstance(vector, str):
+                metrics.dead_letter("embed")
                 yield beam.pvalue.TaggedOutput(DEAD_LETTERS, event_dead_letter(
-                    "embed", vector, event.payload))
+                    "embed", vector, event.payload, event.raw))
             else:
                 kept.append(event)
                 vectors.append(vector)
@@ -268,6 +271,36 @@ def cancel(result, options: PipelineOptions) -> None:
             _LOG.warning("could not cancel job %s on Flink at %s: %s", name, master, exc)
 
 
+class _Serving:
+    """The metrics server and the lag monitor of a run, stopped together."""
+
+    def __init__(self, server, lag):
+        self.server, self.lag = server, lag
+
+    def stop(self):
+        self.lag.stop()
+        self.server.stop()
+
+
+def serve_metrics(options: PipelineOptions) -> _Serving:
+    """/metrics and /healthz on --metrics_port, and the consumer lag polled for them."""
+    vs = options.view_as(VectorStreamOptions)
+    health = metrics.HealthChecks(
+        metrics.kafka_check(vs.bootstrap(), vs.topic, vs.kafka_extra()),
+        metrics.store_check(vs.qdrant_url))
+    lag = metrics.LagMonitor(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
+    lag.start()
+    try:
+        server = metrics.MetricsServer(vs.metrics_port, health).start()
+    except OSError as exc:
+        lag.stop()
+        raise UsageError(f"--metrics_port {vs.metrics_port} cannot be served ({exc.strerror}): "
+                         f"pick a free port, or 0 for any") from None
+    print(f"metrics: http://localhost:{server.port}/metrics, health: "
+          f"http://localhost:{server.port}/healthz", file=sys.stderr)
+    return _Serving(server, lag)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -328,6 +361,9 @@ def run(argv: Optional[List[str]] = None, wait: bool = True):
             from vectorstream.pipeline.progress import ProgressReporter
             reporter = ProgressReporter(vs.progress_seconds)
             reporter.start()
+        if vs.metrics_port is not None:
+            stack.callback(serve_metrics(options).stop)
+        metrics.STATUS.pipeline_running(True)
         try:
             result = pipeline.run()
             # Beam's portable runners stop their job server on SIGINT, before the job is
@@ -348,7 +384,12 @@ def run(argv: Optional[List[str]] = None, wait: bool = True):
                 finally:
                     from vectorstream.io.sink import close_all_stores
                     close_all_stores()
+        except BaseException as exc:
+            metrics.STATUS.pipeline_running(False, f"the pipeline stopped: {exc!r}"[:300])
+            raise
         finally:
             if reporter is not None:
                 reporter.stop()
+        if wait:
+            metrics.STATUS.pipeline_running(False, "the pipeline has finished")
         return result

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
@@ -101,12 +102,15 @@ class CachedEncoder:
                         self._cache.move_to_end(text)
                         found[text] = vector
         missing = list(dict.fromkeys(t for t in texts if t not in found))  # unique, in order
+        seconds = None
         if missing:
             # encode sorts the texts by length and runs them batch_size at a time, so a
             # large batch of events is padded little.
+            started = time.perf_counter()
             vectors = self.model.encode(missing, batch_size=self.batch_size,
                                         normalize_embeddings=True, convert_to_numpy=True,
                                         show_progress_bar=False)
+            seconds = time.perf_counter() - started
             found.update(zip(missing, vectors))
             if self.max_entries:
                 with self._lock:
@@ -116,6 +120,8 @@ class CachedEncoder:
                         self._cache.popitem(last=False)
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
+        from vectorstream.pipeline import metrics
+        metrics.embedded(len(texts) - len(missing), len(missing), seconds)
         return [found[t] for t in texts]
 
 
