@@ -27,12 +27,16 @@ def test_bench_runs_ours_and_stock_and_reports(tmp_path):
     data = json.loads(report.read_text())
     assert data["ours"]["stored"] == 120 and data["stock"]["stored"] == 60
     for side in ("ours", "stock"):
-        for key in ("events_per_s", "latency_p50_s", "latency_p99_s", "peak_rss_mb"):
+        for key in ("events_per_s", "latency_p50_s", "latency_p99_s", "peak_rss_mb",
+                    "us_per_event"):
             assert data[side][key] is not None and data[side][key] > 0
     assert data["speedup"] > 0 and "memory" in data["source"]
     # The store alone, beside ours, to tell the pipeline's memory from the store's.
     assert data["store_alone"]["points"][0] == 0 and len(data["store_alone"]["rss_mb"]) >= 1
     assert all(anon <= total for total, anon in zip(data["store_alone"]["rss_mb"],
                                                     data["store_alone"]["rss_anon_mb"]))
+    # Ours' CPU per event with the store's share of it (from the store-alone run).
+    assert data["store_alone"]["us_per_point"] > 0
+    assert 0 < data["store_share"]["store_share"] < 1 and "less the store's" in proc.stdout
     assert (tmp_path / "report.png").stat().st_size > 10_000
     assert "ours / stock events/s" in proc.stdout

@@ -38,6 +38,8 @@ from typing import Dict, List, Optional
 
 import apache_beam as beam
 
+from vectorstream.pipeline.options import UsageError
+
 WORKLOADS = ("unique", "catalog")
 CATALOG_SIZE = 10_000
 COLLECTION = "bench"
@@ -122,11 +124,13 @@ class BenchSource(beam.PTransform):
     """The events of one benchmark run, in batches (lists of KafkaMessage) as our reader
     gives them: read from Kafka, or pre-encoded, then stamped."""
 
-    def __init__(self, spec: Dict, batch: int = 512, window_seconds: Optional[float] = None):
+    def __init__(self, spec: Dict, batch: int = 512, window_seconds: Optional[float] = None,
+                 workers: int = 1):
         super().__init__()
         self._spec = spec
         self._batch = batch
         self._window_seconds = window_seconds
+        self._workers = workers
 
     def expand(self, pbegin):
         spec = self._spec
@@ -143,8 +147,13 @@ class BenchSource(beam.PTransform):
                         | "Pre-encoded messages" >> beam.ParDo(
                             _EmitChunk(spec["messages"], spec["topic"], chunk,
                                        spec["events"], self._batch)))
-        return messages | "Stamp read time" >> beam.Map(_stamp).with_output_types(
+        stamped = messages | "Stamp read time" >> beam.Map(_stamp).with_output_types(
             typing.Any)
+        if self._workers > 1:
+            # The DirectRunner's worker processes share a stage's input only when the
+            # runner holds it: hand the batches over (one reader, N writers).
+            stamped = stamped | "To the workers" >> beam.Reshuffle()
+        return stamped
 
 
 def _ours(pipeline, spec: Dict) -> None:
@@ -155,13 +164,16 @@ def _ours(pipeline, spec: Dict) -> None:
              "--progress_seconds", "0", *spec.get("ours_flags", [])]
     if spec["model"]:
         flags += ["--model", spec["model"]]
-    if spec["store"] == "local":
+    if spec.get("qdrant_url"):
+        flags += ["--qdrant_url", spec["qdrant_url"], "--collection", spec["collection"]]
+    elif spec["store"] == "local":
         flags += ["--qdrant_url", "local://" + os.path.join(spec["dir"], "ours-store")]
     else:
         flags += ["--qdrant_path", os.path.join(spec["dir"], "ours-store")]
     options = parse_options(flags)
     vs = options.view_as(VectorStreamOptions)
-    build(pipeline, options, source=BenchSource(spec, vs.batch_events, vs.window_seconds))
+    build(pipeline, options, source=BenchSource(spec, vs.batch_events, vs.window_seconds,
+                                                spec.get("workers", 1)))
 
 
 def _stock(pipeline, spec: Dict) -> None:
@@ -207,9 +219,11 @@ def _stock(pipeline, spec: Dict) -> None:
                               embedding=Embedding(dense_embedding=result.inference.tolist()))
 
     config = beam_qdrant.QdrantWriteConfig(
-        connection_params=beam_qdrant.QdrantConnectionParameters.local(
-            os.path.join(spec["dir"], "stock-store")),
-        collection_name=COLLECTION)
+        connection_params=(beam_qdrant.QdrantConnectionParameters(url=spec["qdrant_url"])
+                           if spec.get("qdrant_url") else
+                           beam_qdrant.QdrantConnectionParameters.local(
+                               os.path.join(spec["dir"], "stock-store"))),
+        collection_name=spec.get("collection") or COLLECTION)
     (pipeline
      # One record an element, as Beam's ReadFromKafka gives them.
      | "Events" >> BenchSource(spec, batch=1)
@@ -222,30 +236,106 @@ def _stock(pipeline, spec: Dict) -> None:
      | "Write to Qdrant" >> beam.ParDo(TimedQdrantWriteFn(config)))
 
 
-def _create_stock_collection(path: str, dim: int) -> None:
-    from qdrant_client import QdrantClient, models
-    client = QdrantClient(path=path)
-    client.create_collection(COLLECTION, vectors_config={
+def _stock_client(spec: Dict):
+    from qdrant_client import QdrantClient
+    if spec.get("qdrant_url"):
+        return QdrantClient(url=spec["qdrant_url"])
+    return QdrantClient(path=os.path.join(spec["dir"], "stock-store"))
+
+
+def _create_stock_collection(spec: Dict, dim: int) -> None:
+    from qdrant_client import models
+    client = _stock_client(spec)
+    client.create_collection(spec.get("collection") or COLLECTION, vectors_config={
         "dense": models.VectorParams(size=dim, distance=models.Distance.COSINE)})
     client.close()
 
 
+def _ours_store(spec: Dict):
+    from vectorstream.io.qdrant import open_store
+    if spec.get("qdrant_url"):
+        return open_store(url=spec["qdrant_url"])
+    where = os.path.join(spec["dir"], "ours-store")
+    return (open_store(url="local://" + where) if spec["store"] == "local"
+            else open_store(path=where))
+
+
 def stored_count(spec: Dict, which: str) -> int:
     if which == "stock":
-        from qdrant_client import QdrantClient
-        client = QdrantClient(path=os.path.join(spec["dir"], "stock-store"))
+        client = _stock_client(spec)
         try:
-            return client.count(COLLECTION, exact=True).count
+            return client.count(spec.get("collection") or COLLECTION, exact=True).count
         finally:
             client.close()
-    from vectorstream.io.qdrant import open_store
-    where = os.path.join(spec["dir"], "ours-store")
-    store = (open_store(url="local://" + where) if spec["store"] == "local"
-             else open_store(path=where))
+    store = _ours_store(spec)
     try:
-        return store.count(COLLECTION)
+        return store.count(spec.get("collection") or COLLECTION)
     finally:
         store.close()
+
+
+def _stored_times(spec: Dict) -> List[tuple]:
+    """(stored, latency s) of each point ours stored, from the points themselves (their
+    read time, stamped into kafka.timestamp_ms, and ingested_at): how a run whose writers
+    are other processes is measured."""
+    import datetime as dt
+    store = _ours_store(spec)
+    try:
+        out = []
+        for hit in store.scroll(spec.get("collection") or COLLECTION):
+            stored = dt.datetime.fromisoformat(
+                hit.payload["ingested_at"].replace("Z", "+00:00")).timestamp()
+            out.append((stored, stored - hit.payload["kafka"]["timestamp_ms"] / 1000.0))
+        return out
+    finally:
+        store.close()
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the DirectRunner's workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _listening_pid(url: str) -> Optional[int]:
+    """The local process listening on `url`'s port (a Qdrant server on this machine), to
+    read its CPU time; None when it is elsewhere or cannot be told."""
+    from urllib.parse import urlparse
+    parsed = urlparse(url)
+    if parsed.hostname not in ("localhost", "127.0.0.1"):
+        return None
+    port = parsed.port or 6333
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                for line in list(fh)[1:]:
+                    fields = line.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                        inodes.add(fields[9])
+        except OSError:
+            pass
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def _process_cpu_seconds(pid: Optional[int]) -> Optional[float]:
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def run_child(which: str, spec_path: str) -> None:
@@ -260,15 +350,25 @@ def run_child(which: str, spec_path: str) -> None:
     rss = Sampler(10, lambda: (*_rss_mb(), len(_Clock.stored), time.time()))
     rss.start()
     if which == "stock":
-        _create_stock_collection(os.path.join(spec["dir"], "stock-store"), spec["dim"])
+        _create_stock_collection(spec, spec["dim"])
+    workers = spec.get("workers", 1) if which == "ours" else 1
+    runner_flags = (["--direct_running_mode", "multi_processing", "--direct_num_workers",
+                     str(workers)] if workers > 1 else ["--direct_num_workers", "1"])
     pipeline = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
-        ["--direct_num_workers", "1"]))
+        runner_flags))
     (_ours if which == "ours" else _stock)(pipeline, spec)
+    server_pid = _listening_pid(spec["qdrant_url"]) if spec.get("qdrant_url") else None
+    cpu_before, server_before = _cpu_seconds(), _process_cpu_seconds(server_pid)
     pipeline.run().wait_until_finish()
     ended = time.time()
+    cpu_s = _cpu_seconds() - cpu_before
+    server_after = _process_cpu_seconds(server_pid)
+    server_cpu_s = (server_after - server_before) if server_after is not None else None
     from vectorstream.pipeline.progress import percentile
     rss.stop()
     end_rss = _rss_mb()
+    if workers > 1:  # the writers were other processes: read it off the points
+        _Clock.stored = _stored_times(spec)
     latencies = sorted(v for _, v in _Clock.stored)
     last = max((t for t, _ in _Clock.stored), default=ended)
     first = _Clock.first_read or started
@@ -290,6 +390,14 @@ def run_child(which: str, spec_path: str) -> None:
         "rss_anon_mb_every_10s": [sample[1] for sample in rss.samples if sample[3] <= last],
         "stored_every_10s": [sample[2] for sample in rss.samples if sample[3] <= last],
         "rss_mb_after_run": end_rss[0], "rss_anon_mb_after_run": end_rss[1],
+        # CPU of this process and its workers (model, store and all) per event stored:
+        # the pipeline's cost without a profiler's; with a server, the server's beside it.
+        "cpu_s": round(cpu_s, 2),
+        "us_per_event": round(cpu_s / max(len(latencies), 1) * 1e6, 1),
+        "server_cpu_s": None if server_cpu_s is None else round(server_cpu_s, 2),
+        "server_us_per_event": (None if server_cpu_s is None else
+                                round(server_cpu_s / max(len(latencies), 1) * 1e6, 1)),
+        "workers": workers,
         "processing_s": round(last - first, 2), "wall_s": round(ended - started, 2),
         "startup_s": round(first - started, 2), "first_read": first, "last_stored": last,
     }
@@ -315,19 +423,24 @@ def run_store_alone(spec_path: str) -> None:
     store.ensure_collection(COLLECTION, spec["dim"])
     rng = np.random.default_rng(0)
     samples, batch = [(0, *_rss_mb())], []
+    store_cpu = 0.0
     for offset, (key, value) in enumerate(messages):
         event = parse_message(KafkaMessage(spec["topic"], 0, offset, key, value, 0))
         vector = rng.standard_normal(spec["dim"]).astype(np.float32)
         batch.append(make_point(event, (vector / np.linalg.norm(vector)).tolist(), "bench"))
         if len(batch) == 256 or offset == len(messages) - 1:
+            started = time.process_time()
             store.upsert(COLLECTION, batch)
+            store_cpu += time.process_time() - started
             batch = []
         if (offset + 1) % 10_000 == 0 or offset == len(messages) - 1:
             samples.append((offset + 1, *_rss_mb()))
     store.close()
     with open(os.path.join(spec["dir"], "store_alone.json"), "w") as fh:
         json.dump({"points": [s[0] for s in samples], "rss_mb": [s[1] for s in samples],
-                   "rss_anon_mb": [s[2] for s in samples]}, fh)
+                   "rss_anon_mb": [s[2] for s in samples],
+                   # CPU of the upserts alone (conversion to the store's types included)
+                   "us_per_point": round(store_cpu / max(len(messages), 1) * 1e6, 1)}, fh)
 
 
 class Sampler(threading.Thread):
@@ -427,7 +540,12 @@ def run_bench(args) -> Dict:
     spec = {"events": args.events, "model": args.model, "model_path": model.path,
             "dim": model.dim, "device": args.device, "source": args.source,
             "store": args.store, "topic": f"bench-{args.workload}-{run_id}",
-            "bootstrap": args.bootstrap_servers, "ours_flags": ours_flags}
+            "bootstrap": args.bootstrap_servers, "ours_flags": ours_flags,
+            "qdrant_url": args.qdrant_url, "workers": args.workers,
+            "collection": f"bench-{run_id}" if args.qdrant_url else COLLECTION}
+    if args.workers > 1 and not args.qdrant_url:
+        raise UsageError("--workers above 1 writes from several processes: give --qdrant_url "
+                         "(an embedded store takes one writer process)")
     if args.source == "kafka":
         from vectorstream.io.kafka import check_reachable, ensure_topic
         from vectorstream.io.produce import produce
@@ -444,10 +562,13 @@ def run_bench(args) -> Dict:
                          if args.source == "kafka" else
                          "pre-encoded messages in memory through the same parsing code "
                          "(no Kafka on this machine)"),
-              "model": model.name, "ours_flags": ours_flags, "store": {
-                  "ours": ("Qdrant Edge (embedded shard)" if args.store == "edge"
+              "model": model.name, "ours_flags": ours_flags, "workers": args.workers,
+              "store": {
+                  "ours": (f"Qdrant server at {args.qdrant_url}" if args.qdrant_url else
+                           "Qdrant Edge (embedded shard)" if args.store == "edge"
                            else "qdrant-client local mode"),
-                  "stock": "qdrant-client local mode (Beam's QdrantWriteConfig)"},
+                  "stock": (f"Qdrant server at {args.qdrant_url}" if args.qdrant_url else
+                            "qdrant-client local mode") + " (Beam's QdrantWriteConfig)"},
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": _machine(), "command": " ".join(["vectorstream", "bench"] + args.argv)}
     sampler = GpuSampler() if device == "cuda" and shutil.which("nvidia-smi") else None
@@ -491,6 +612,25 @@ def run_bench(args) -> Dict:
     return report
 
 
+def store_share(report: Dict) -> Optional[Dict]:
+    """How much of ours' CPU per event is the store's: an embedded store's from the
+    store-alone run (its upserts' CPU per point), a local server's from its own process."""
+    ours = report.get("ours") or {}
+    if not ours.get("us_per_event"):
+        return None
+    alone = (report.get("store_alone") or {}).get("us_per_point")
+    if alone:
+        return {"store_us_per_event": alone,
+                "ours_less_store_us_per_event": round(ours["us_per_event"] - alone, 1),
+                "store_share": round(alone / ours["us_per_event"], 3)}
+    if ours.get("server_us_per_event") is not None:
+        total = ours["us_per_event"] + ours["server_us_per_event"]
+        return {"store_us_per_event": ours["server_us_per_event"],
+                "ours_less_store_us_per_event": ours["us_per_event"],
+                "store_share": round(ours["server_us_per_event"] / total, 3)}
+    return None
+
+
 def own_memory(report: Dict) -> Optional[Dict]:
     """Ours' memory less what the store alone grew by at the same number of points
     (interpolated), at each 10-s sample: the pipeline's own memory, in all and anonymous.
@@ -513,6 +653,7 @@ def own_memory(report: Dict) -> Optional[Dict]:
 
 
 ROWS = [("events", "events"), ("events/s", "events_per_s"),
+        ("CPU µs/event", "us_per_event"), ("server CPU µs/event", "server_us_per_event"),
         ("2nd half events/s", "second_half_events_per_s"), ("latency p50 (s)", "latency_p50_s"),
         ("latency p99 (s)", "latency_p99_s"), ("peak RSS (MB)", "peak_rss_mb"),
         ("stored", "stored"), ("start-up (s)", "startup_s"),
@@ -530,6 +671,12 @@ def table(report: Dict) -> str:
         lines.append(f"{label:20} " + " ".join(f"{'-' if v is None else v:>12}" for v in values))
     if "speedup" in report:
         lines.append(f"ours / stock events/s: {report['speedup']}×")
+    share = report.get("store_share")
+    if share:
+        lines.append(f"ours' CPU µs/event less the store's: "
+                     f"{share['ours_less_store_us_per_event']:g} (the store: "
+                     f"{share['store_us_per_event']:g} µs/event, "
+                     f"{100 * share['store_share']:.0f} % of the whole)")
     own = report.get("ours_less_store_growth")
     if own and own["rss_mb"]:
         lines.append(f"ours' memory less the store's growth (MB, in all / anonymous): "
@@ -589,6 +736,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", choices=("edge", "local"), default="edge",
                         help="our store: Qdrant Edge (as shipped) or qdrant-client local "
                              "mode (the stock sink's store)")
+    parser.add_argument("--qdrant_url", default=os.environ.get("VECTORSTREAM_QDRANT_URL"),
+                        help="a Qdrant server both pipelines write to (a fresh collection "
+                             "each run; default: $VECTORSTREAM_QDRANT_URL, else the "
+                             "embedded stores)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="ours with this many SDK worker processes (the DirectRunner's "
+                             "multi-processing mode; needs --qdrant_url)")
     parser.add_argument("--report", default="bench-report.json",
                         help="JSON report path; the PNG chart goes beside it")
     parser.add_argument("--ours_flag", action="append",
@@ -614,11 +768,14 @@ def main_bench(args) -> int:
             report = json.load(fh)
     else:
         if args.events <= 0:
-            raise ValueError("--events must be positive")
+            raise UsageError("--events must be positive")
         report = run_bench(args)
     own = own_memory(report)
     if own:
         report["ours_less_store_growth"] = own
+    share = store_share(report)
+    if share:
+        report["store_share"] = share
     if not args.chart_only:
         with open(args.report, "w") as fh:
             json.dump(report, fh, indent=2)
