@@ -183,7 +183,8 @@ def cmd_recommend(args, extra) -> int:
                       "excluded_products": basis.excluded_products}
             title = (f"For user {args.user} (from {basis.events} recent events: "
                      + ", ".join(f"{n} {k}" for k, n in sorted(basis.by_type.items()))
-                     + f"; the {len(basis.excluded_products)} products in them left out)")
+                     + f"; the {len(basis.excluded_products)} products they bought or saw "
+                       "left out)")
         else:
             recs, product = recommend.for_product(store, args.collection, args.product,
                                                   limit=args.limit)
