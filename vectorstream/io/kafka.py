@@ -651,8 +651,13 @@ class _ReadWithKafkaIO(beam.PTransform):
         from apache_beam.io.kafka import ReadFromKafka
         from vectorstream.runners.java import kafka_expansion_service
         src = self._source
+        # Offsets are committed only when the runner finalizes a checkpoint: the consumer's
+        # own auto-commit (on in the consumers KafkaIO makes from this config) would commit
+        # what was polled but not yet stored, and a task restarted before its first
+        # checkpoint would then skip those records.
         config = {**resolve_secrets(src.config), "bootstrap.servers": src.bootstrap_servers,
-                  "group.id": src.group, "auto.offset.reset": src.start_from}
+                  "group.id": src.group, "auto.offset.reset": src.start_from,
+                  "enable.auto.commit": "false"}
         return (pbegin
                 | "ReadFromKafka" >> ReadFromKafka(
                     consumer_config=config, topics=[src.topic], with_metadata=True,
