@@ -72,12 +72,18 @@ def main() -> int:
     parser.add_argument("--bootstrap_servers", default="127.0.0.1:9092")
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--runners", default=",".join(RUNNERS))
+    parser.add_argument("--bound", type=int, default=None,
+                        help="--max_num_records of each run (default --events). Under "
+                             "--events on Flink: KafkaIO splits the bound evenly over its "
+                             "readers, and a reader whose partitions hold fewer waits for "
+                             "ever (docs/runners.md)")
     parser.add_argument("--report", default="runners-report.json")
     args = parser.parse_args()
     run_id = uuid.uuid4().hex[:6]
     topic = f"runners-{run_id}"
     ensure_topic(args.bootstrap_servers, topic, partitions=4)
     produce(args.bootstrap_servers, topic, workload_messages("catalog", args.events))
+    bound = args.bound or args.events
     rows = []
     names = args.runners.split(",")
     if args.qdrant_path:
@@ -92,7 +98,7 @@ def main() -> int:
         argv = [sys.executable, "-m", "vectorstream", "run", *flags,
                 "--bootstrap_servers", args.bootstrap_servers, "--topic", topic,
                 "--consumer_group", f"g-{collection}", *store,
-                "--collection", collection, "--max_num_records", str(args.events),
+                "--collection", collection, "--max_num_records", str(bound),
                 "--progress_seconds", "0"]
         started = time.time()
         proc = subprocess.run(argv, capture_output=True, text=True)
@@ -107,7 +113,7 @@ def main() -> int:
             row["error"] = proc.stderr[-1500:]
         rows.append(row)
         print(json.dumps(row), flush=True)
-    report = {"events": args.events, "topic": topic, "partitions": 4,
+    report = {"events": args.events, "bound": bound, "topic": topic, "partitions": 4,
               "workload": "catalog",
               "store": args.qdrant_url or "embedded, one per runner",
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
