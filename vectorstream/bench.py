@@ -274,19 +274,23 @@ def stored_count(spec: Dict, which: str) -> int:
         store.close()
 
 
-def _stored_times(spec: Dict) -> List[tuple]:
-    """(stored, latency s) of each point ours stored, from the points themselves (their
+def stored_times(store, collection: str) -> List[tuple]:
+    """(stored, latency s) of each point in `collection`, from the points themselves (their
     read time, stamped into kafka.timestamp_ms, and ingested_at): how a run whose writers
     are other processes is measured."""
     import datetime as dt
+    out = []
+    for hit in store.scroll(collection):
+        stored = dt.datetime.fromisoformat(
+            hit.payload["ingested_at"].replace("Z", "+00:00")).timestamp()
+        out.append((stored, stored - hit.payload["kafka"]["timestamp_ms"] / 1000.0))
+    return out
+
+
+def _stored_times(spec: Dict) -> List[tuple]:
     store = _ours_store(spec)
     try:
-        out = []
-        for hit in store.scroll(spec.get("collection") or COLLECTION):
-            stored = dt.datetime.fromisoformat(
-                hit.payload["ingested_at"].replace("Z", "+00:00")).timestamp()
-            out.append((stored, stored - hit.payload["kafka"]["timestamp_ms"] / 1000.0))
-        return out
+        return stored_times(store, spec.get("collection") or COLLECTION)
     finally:
         store.close()
 

@@ -29,7 +29,6 @@ leaves start-up out. Writes a JSON report beside the table it prints.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import subprocess
@@ -39,7 +38,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from vectorstream.bench import workload_messages  # noqa: E402
+from vectorstream.bench import stored_times, workload_messages  # noqa: E402
 from vectorstream.io.kafka import ensure_topic  # noqa: E402
 from vectorstream.io.produce import produce  # noqa: E402
 from vectorstream.io.qdrant import open_store  # noqa: E402
@@ -57,8 +56,7 @@ def stored_span(url, path, collection: str):
     """(points, seconds from the first stored to the last)."""
     store = open_store(url=url, path=path)
     try:
-        times = [dt.datetime.fromisoformat(h.payload["ingested_at"].replace("Z", "+00:00"))
-                 .timestamp() for h in store.scroll(collection)]
+        times = [stored for stored, _latency in stored_times(store, collection)]
     finally:
         store.close()
     return len(times), (max(times) - min(times)) if times else 0.0
