@@ -165,7 +165,7 @@ def _ours(pipeline, spec: Dict) -> None:
     if spec["model"]:
         flags += ["--model", spec["model"]]
     if spec.get("qdrant_url"):
-        flags += ["--qdrant_url", spec["qdrant_url"], "--collection", spec["collection"]]
+        flags += ["--qdrant_url", spec["qdrant_url"], "--collection", collection_of(spec, "ours")]
     elif spec["store"] == "local":
         flags += ["--qdrant_url", "local://" + os.path.join(spec["dir"], "ours-store")]
     else:
@@ -223,7 +223,7 @@ def _stock(pipeline, spec: Dict) -> None:
                            if spec.get("qdrant_url") else
                            beam_qdrant.QdrantConnectionParameters.local(
                                os.path.join(spec["dir"], "stock-store"))),
-        collection_name=spec.get("collection") or COLLECTION)
+        collection_name=collection_of(spec, "stock"))
     (pipeline
      # One record an element, as Beam's ReadFromKafka gives them.
      | "Events" >> BenchSource(spec, batch=1)
@@ -236,6 +236,14 @@ def _stock(pipeline, spec: Dict) -> None:
      | "Write to Qdrant" >> beam.ParDo(TimedQdrantWriteFn(config)))
 
 
+def collection_of(spec: Dict, which: str) -> str:
+    """The collection a pipeline writes: on a server, one of this run's own for each (ours
+    and stock would otherwise write into one, and stock's create would find ours')."""
+    if not spec.get("collection"):
+        return COLLECTION
+    return spec["collection"] + ("-stock" if which == "stock" else "")
+
+
 def _stock_client(spec: Dict):
     from qdrant_client import QdrantClient
     if spec.get("qdrant_url"):
@@ -246,7 +254,7 @@ def _stock_client(spec: Dict):
 def _create_stock_collection(spec: Dict, dim: int) -> None:
     from qdrant_client import models
     client = _stock_client(spec)
-    client.create_collection(spec.get("collection") or COLLECTION, vectors_config={
+    client.create_collection(collection_of(spec, "stock"), vectors_config={
         "dense": models.VectorParams(size=dim, distance=models.Distance.COSINE)})
     client.close()
 
@@ -264,12 +272,12 @@ def stored_count(spec: Dict, which: str) -> int:
     if which == "stock":
         client = _stock_client(spec)
         try:
-            return client.count(spec.get("collection") or COLLECTION, exact=True).count
+            return client.count(collection_of(spec, "stock"), exact=True).count
         finally:
             client.close()
     store = _ours_store(spec)
     try:
-        return store.count(spec.get("collection") or COLLECTION)
+        return store.count(collection_of(spec, "ours"))
     finally:
         store.close()
 
@@ -290,7 +298,7 @@ def stored_times(store, collection: str) -> List[tuple]:
 def _stored_times(spec: Dict) -> List[tuple]:
     store = _ours_store(spec)
     try:
-        return stored_times(store, spec.get("collection") or COLLECTION)
+        return stored_times(store, collection_of(spec, "ours"))
     finally:
         store.close()
 
