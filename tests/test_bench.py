@@ -61,3 +61,14 @@ def test_bench_workers_write_each_event_once_to_a_server(tmp_path):
     data = json.loads(report.read_text())
     assert data["ours"]["workers"] == 2
     assert data["ours"]["stored"] == 3000 and data["ours"]["stored_reported"] == 3000
+
+
+def test_bench_workers_from_kafka_are_refused_in_one_line():
+    """Several DirectRunner worker processes reading Kafka lost events (32,536 of 200,000
+    stored, the run ending as if done): the bench refuses that set-up, saying what to use."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "vectorstream", "bench", "--workload", "catalog",
+         "--events", "100", "--skip_stock", "--source", "kafka", "--workers", "2",
+         "--qdrant_url", "http://127.0.0.1:1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--source memory" in proc.stderr + proc.stdout
