@@ -18,26 +18,18 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 from collections import namedtuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from parse_levers import best  # noqa: E402  (CPU µs an item, best of three rounds)
 from vectorstream.bench import workload_messages  # noqa: E402
 from vectorstream.transforms.parse import parse_message  # noqa: E402
 
 _Message = namedtuple("_Message", "topic partition offset timestamp_ms value key")
-
-
-def best(call, n: int, rounds: int = 3) -> float:
-    """CPU µs an item of the fastest of `rounds` calls of `call` (which does n items)."""
-    times = []
-    for _ in range(rounds):
-        start = time.process_time()
-        call()
-        times.append(time.process_time() - start)
-    return min(times) / n * 1e6
 
 
 def main(argv=None) -> int:
