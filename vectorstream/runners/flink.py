@@ -276,12 +276,15 @@ class LocalFlink:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             overview = self.overview()
-            if overview and overview["taskmanagers"] >= self.taskmanagers:
+            # A task manager registers first and reports its slots after: wait for both.
+            if (overview and overview["taskmanagers"] >= self.taskmanagers
+                    and overview["slots-total"] >= self.taskmanagers * self.slots):
                 return f"http://{self.master}"
             if not self.jobmanager_pids():
                 raise FlinkError(f"the Flink JobManager exited; see {self.log_dir}")
             time.sleep(0.5)
-        raise FlinkError(f"Flink did not report {self.taskmanagers} task managers within "
+        raise FlinkError(f"Flink did not report {self.taskmanagers} task managers with "
+                         f"{self.slots} slots each within "
                          f"{timeout:.0f}s; see {self.log_dir}")
 
     def start_taskmanager(self) -> None:
