@@ -43,6 +43,26 @@ def test_the_command_line_overrides_the_preset():
     assert options.get_all_options()["parallelism"] == 4
 
 
+def test_flink_runs_finish_the_bundle_in_flight_before_a_checkpoint_unless_told_not_to():
+    """Without it a checkpoint during the reader's split bundle kept the partitions to read
+    in Flink's checkpoint, and a streaming run read nothing (docs/runners.md)."""
+    from vectorstream.pipeline.graph import flink_defaults
+
+    def finish(argv, bounded=False):
+        options = parse_options(apply_preset(argv))
+        flink_defaults(options, bounded)
+        return options.get_all_options()["finish_bundle_before_checkpointing"]
+    assert finish(["--preset", "flink-local"]) is True
+    assert finish(["--preset", "flink", "--topic", "t"], bounded=True) is True
+    assert finish(["--runner", "FlinkRunner"]) is True
+    assert finish(["--preset", "flink-local", "--finish_bundle_before_checkpointing",
+                   "false"]) is False
+    assert finish(["--preset", "prism"]) is None
+    with pytest.raises(UsageError, match="finish_bundle_before_checkpointing"):
+        parse_options(["--runner", "FlinkRunner", "--finish_bundle_before_checkpointing",
+                       "maybe"])
+
+
 def test_a_preset_missing_what_only_you_know_says_what_to_give():
     with pytest.raises(UsageError, match="--project .*--region"):
         apply_preset(["--preset", "dataflow-gpu", "--topic", "t"])

@@ -301,6 +301,26 @@ def serve_metrics(options: PipelineOptions) -> _Serving:
     return _Serving(server, lag)
 
 
+def flink_defaults(options, bounded: bool) -> None:
+    """The Flink settings a run gets unless its flags say otherwise."""
+    from vectorstream.runners import java
+    from vectorstream.runners.presets import FlinkClusterOptions
+    if java.runner_name(options) != "FlinkRunner":
+        return
+    flink_options = options.view_as(FlinkClusterOptions)
+    if bounded and flink_options.shutdown_sources_after_idle_ms is None:
+        # Flink runs a pipeline with an unbounded read (our reader) in streaming mode,
+        # whose sources never end while checkpointing is on: let them end once idle,
+        # so a bounded run finishes.
+        flink_options.shutdown_sources_after_idle_ms = 1000
+    if flink_options.finish_bundle_before_checkpointing is None:
+        # Without it, a checkpoint taken during the split stage's one bundle (the
+        # Impulse's single element, just after start) keeps that bundle's output, the
+        # partitions to read, in the checkpoint until the stage's next element, which
+        # never comes: the job runs, checkpoints, and reads nothing.
+        flink_options.finish_bundle_before_checkpointing = True
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -317,14 +337,7 @@ def run(argv: Optional[List[str]] = None, wait: bool = True):
     bounded = vs.max_num_records is not None or vs.max_read_time is not None
     if not bounded:
         options.view_as(StandardOptions).streaming = True
-    if java.runner_name(options) == "FlinkRunner":
-        from vectorstream.runners.presets import FlinkClusterOptions
-        flink_options = options.view_as(FlinkClusterOptions)
-        if bounded and flink_options.shutdown_sources_after_idle_ms is None:
-            # Flink runs a pipeline with an unbounded read (our reader) in streaming mode,
-            # whose sources never end while checkpointing is on: let them end once idle,
-            # so a bounded run finishes.
-            flink_options.shutdown_sources_after_idle_ms = 1000
+    flink_defaults(options, bounded)
     cloud = options.view_as(GoogleCloudOptions)
     if not cloud.job_name:
         cloud.job_name = default_job_name(vs.topic)

@@ -13,6 +13,13 @@ from typing import Dict, List, Optional, Tuple
 from apache_beam.options.pipeline_options import PipelineOptions
 
 
+def true_or_false(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value == "true"
+
+
 class FlinkClusterOptions(PipelineOptions):
     """Flink settings the Java side of the FlinkRunner reads (FlinkPipelineOptions); Beam's
     Python SDK does not declare them, so they are declared here to pass through."""
@@ -32,6 +39,14 @@ class FlinkClusterOptions(PipelineOptions):
                            help="Shut sources down after this long without data, so a "
                                 "streaming job ends once its input is done (set for "
                                 "bounded runs).")
+        group.add_argument("--finish_bundle_before_checkpointing", type=true_or_false, default=None,
+                           metavar="true|false",
+                           help="Finish the bundle in flight before a checkpoint barrier "
+                                "passes (on for Flink runs unless set false): otherwise "
+                                "Beam's Flink runner keeps that bundle's output in the "
+                                "checkpoint and emits it only when the operator gets its "
+                                "next element, which the stage fed by the single Impulse "
+                                "element (our reader's split) never gets.")
         group.add_argument("--externalized_checkpoints_enabled", action="store_true",
                            default=None, help="Keep the last checkpoint when the job is "
                                               "cancelled, to resume from it.")
