@@ -6,7 +6,7 @@ setup(
     description="Stream e-commerce events from Kafka into Qdrant as embeddings, on Apache Beam.",
     python_requires=">=3.10",
     packages=find_packages(include=["vectorstream", "vectorstream.*"]),
-    package_data={"vectorstream.runners": ["*.xml"]},
+    package_data={"vectorstream.runners": ["*.xml"], "vectorstream.io": ["*.xml"]},
     install_requires=[
         "apache-beam[gcp]==2.77.0",
         "sentence-transformers>=3",

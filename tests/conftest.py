@@ -25,8 +25,8 @@ def kafka_broker(tmp_path_factory):
                         sasl_port=KAFKA_SASL_PORT, sasl_users={SASL_USER: SASL_PASSWORD})
     broker.start()
     yield broker
-    from vectorstream.io.kafka import _close_committers
-    _close_committers()  # before the broker goes, or they reconnect noisily until exit
+    from vectorstream.io.kafka_readers import close_committers
+    close_committers()  # before the broker goes, or they reconnect noisily until exit
     broker.stop()
 
 
@@ -37,7 +37,7 @@ def kafka(kafka_broker):
 
 @pytest.fixture
 def topic(kafka):
-    from vectorstream.io.kafka import ensure_topic
+    from vectorstream.io.kafka_admin import ensure_topic
     name = f"test-{uuid.uuid4().hex[:10]}"
     ensure_topic(kafka, name, partitions=2)
     return name
@@ -110,7 +110,7 @@ class GroupOffsets:
         self._tps = [TopicPartition(topic, p) for p in partitions]
 
     def total(self):
-        from vectorstream.io.kafka import committed_offsets
+        from vectorstream.io.kafka_admin import committed_offsets
         return sum(max(0, o) for o in committed_offsets(self._consumer, self._tps).values())
 
     def wait_for(self, count, timeout, pipeline=None):
@@ -157,7 +157,7 @@ def run_end_to_end(kafka, tmp_path, runner_flags, bounded, count=400, partitions
     import subprocess
     import sys
     import time
-    from vectorstream.io.kafka import ensure_topic
+    from vectorstream.io.kafka_admin import ensure_topic
     from vectorstream.io.produce import generate, produce
     topic = f"runner-{uuid.uuid4().hex[:8]}"
     ensure_topic(kafka, topic, partitions=partitions)

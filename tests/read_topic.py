@@ -12,7 +12,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.subprocess_server import SubprocessServer
 
-from vectorstream.io.kafka import KafkaSource, ReadEvents
+from vectorstream.io.kafka_source import KafkaSource, ReadEvents
+from vectorstream.runners.kafkaio import ReadEventsWithKafkaIO
 
 
 class AppendLines(beam.DoFn):
@@ -32,7 +33,8 @@ def main(bootstrap, topic, group, count, reader, prism, out):
     options = PipelineOptions(["--runner=PrismRunner", f"--prism_location={prism}"])
     # The Java reader runs in its expansion service's JVM on Prism, kept for the whole run.
     with SubprocessServer.cache_subprocesses(), beam.Pipeline(options=options) as p:
-        (p | ReadEvents(source, reader=reader)
+        read = ReadEvents(source) if reader == "python" else ReadEventsWithKafkaIO(source)
+        (p | read
          | beam.FlatMap(lambda batch: batch)
          | beam.Map(lambda m: repr((m.partition, m.offset, m.key, m.value, m.timestamp_ms)))
          | beam.ParDo(AppendLines(out)))

@@ -8,7 +8,7 @@ from conftest import consume_all
 from test_end_to_end import COLLECTION, bounded_argv
 from vectorstream.io.produce import generate, produce
 from vectorstream.io.qdrant import open_store
-from vectorstream.pipeline.graph import run
+from vectorstream.pipeline.launch import run
 from vectorstream.transforms.events import point_id
 from vectorstream.transforms.parse import original_bytes
 

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from vectorstream.bench import workload_messages
+from vectorstream.bench.workloads import workload_messages
 
 
 def test_workloads_unique_and_catalog():

@@ -8,7 +8,7 @@ import uuid
 from conftest import GroupOffsets, PipelineProcess, consume_all
 from vectorstream.io.produce import generate, make_bad, produce
 from vectorstream.io.qdrant import open_store
-from vectorstream.pipeline.graph import run
+from vectorstream.pipeline.launch import run
 from vectorstream.transforms.events import point_id
 from vectorstream.transforms.parse import original_bytes
 
@@ -23,7 +23,7 @@ def bounded_argv(kafka, topic, count, store_flags, group=None):
 
 
 def embed(text):
-    from vectorstream.cli import _embed_query
+    from vectorstream.transforms.model import embed_query as _embed_query
     return _embed_query(text, None)
 
 
@@ -171,7 +171,7 @@ def test_dead_letters_to_a_file_then_show_and_replay(kafka, topic, tmp_path):
     from test_options import run_cli
     shown = run_cli("deadletters", "show", "--path", str(letters))
     assert shown.returncode == 0 and f"{len(bad)} dead letter(s)" in shown.stdout
-    from vectorstream.io.kafka import ensure_topic
+    from vectorstream.io.kafka_admin import ensure_topic
     fixed = f"{topic}-replayed"
     ensure_topic(kafka, fixed)
     replayed = run_cli("deadletters", "replay", "--path", str(letters), "--to_topic", fixed,

@@ -78,7 +78,7 @@ def test_a_batch_is_parsed_in_one_call_with_each_reason_as_alone():
     """parse_messages over good and malformed messages mixed (broken JSON, and a message
     holding two JSON values between refused ones, which must not shift the others): each
     message gets what parse_event gives it alone, and the valid ones keep their order."""
-    from vectorstream.io.kafka import KafkaMessage
+    from vectorstream.io.kafka_source import KafkaMessage
     from vectorstream.transforms.parse import parse_messages
     raws = []
     for i, (raw, _reason) in enumerate(BAD):
@@ -103,7 +103,7 @@ def test_a_batch_is_parsed_in_one_call_with_each_reason_as_alone():
 
 
 def test_the_payload_is_the_message_with_its_time_in_utc_and_a_fingerprint_of_its_bytes():
-    from vectorstream.io.kafka import KafkaMessage
+    from vectorstream.io.kafka_source import KafkaMessage
     from vectorstream.transforms.parse import FINGERPRINT_PREFIX, parse_messages
     event = {**GOOD, "timestamp": "2024-01-15T13:30:00+03:00", "total_amount": 2600,
              "coupon": {"code": "YAZ10"}, "product": {**GOOD["product"], "price": 1300}}

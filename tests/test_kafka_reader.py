@@ -6,7 +6,8 @@ import json
 import random
 import time
 
-from vectorstream.io.kafka import KafkaSource, ensure_topic
+from vectorstream.io.kafka_admin import ensure_topic
+from vectorstream.io.kafka_source import KafkaSource
 from vectorstream.io.produce import catalog, make_event, produce
 
 START = dt.datetime(2026, 11, 22, 10, 0, 0, tzinfo=dt.timezone.utc)

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from vectorstream.pipeline.options import UsageError, VectorStreamOptions, parse_options
+from vectorstream.config.options import UsageError, VectorStreamOptions, parse_options
 
 
 def test_defaults():
@@ -76,3 +76,23 @@ def test_secrets_only_by_reference():
     extra = parse_options(["--kafka_config", "sasl.password=env:X", "--kafka_config",
                            "client.id=vs"]).view_as(VectorStreamOptions).kafka_extra()
     assert extra == {"sasl.password": "env:X", "client.id": "vs"}
+
+
+def test_docs_flags_md_is_generated_from_the_options():
+    """docs/flags.md is `python -m vectorstream.config.options` output: it never drifts."""
+    import pathlib
+    from vectorstream.config.options import flags_markdown
+    doc = pathlib.Path(__file__).resolve().parent.parent / "docs" / "flags.md"
+    assert doc.read_text() == flags_markdown(), \
+        "regenerate it: python -m vectorstream.config.options > docs/flags.md"
+
+
+def test_run_explain_prints_the_plan_and_runs_nothing():
+    proc = run_cli("run", "--explain", "--preset", "flink", "--qdrant_url",
+                   "http://127.0.0.1:6333")
+    assert proc.returncode == 0, proc.stderr
+    for line in ("runner", "FlinkRunner at localhost:8081", "java (Beam's KafkaIO)",
+                 "EMBEDDED", "the worker pool at localhost:50000",
+                 "Qdrant server http://127.0.0.1:6333", "finish bundle before checkpointing True",
+                 "why:"):
+        assert line in proc.stdout, proc.stdout

@@ -31,8 +31,8 @@ HISTORY = [("purchase", "run-1", "2024-05-01T10:00:00Z"),
 
 @pytest.fixture(scope="module")
 def vectors():
-    from vectorstream.pipeline.graph import choose_model
-    from vectorstream.transforms.embed import _load
+    from vectorstream.transforms.model import choose_model
+    from vectorstream.transforms.model import load_model as _load
     model = _load(choose_model(None).path, "cpu")
     texts = [f"{name}. {description}" for name, description in PRODUCTS.values()]
     return dict(zip(PRODUCTS, model.encode(texts, normalize_embeddings=True)))

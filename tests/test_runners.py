@@ -13,10 +13,11 @@ import uuid
 import pytest
 
 from conftest import run_end_to_end
-from vectorstream.pipeline.options import UsageError, parse_options
-from vectorstream.runners.java import choose_reader, environment_args
-from vectorstream.runners.maven import MavenError
-from vectorstream.runners.presets import PRESETS, apply_preset
+from vectorstream.config.options import UsageError, parse_options
+from vectorstream.runners.java import environment_args
+from vectorstream.io.maven import MavenError
+from vectorstream.config.presets import PRESETS, apply_preset
+from vectorstream.pipeline.plan import resolve
 
 REQUIRED_VALUES = {"--project": "p", "--region": "us-central1", "--temp_location": "gs://b/t",
                    "--sdk_container_image": "r/p/worker:1", "--qdrant_url": "https://q:6333",
@@ -29,13 +30,15 @@ def test_every_preset_parses_and_picks_its_runner_and_reader(name):
     argv = ["--preset", name, "--topic", "t"]
     for flag, _ in preset.required:
         argv += [flag, REQUIRED_VALUES[flag]]
-    options = parse_options(apply_preset(argv))
-    runner = options.get_all_options()["runner"]
-    assert runner == {"direct": "DirectRunner", "prism": "PrismRunner",
-                      "flink-local": "FlinkRunner",
-                      "flink": "FlinkRunner", "dataflow-gpu": "DataflowRunner"}[name]
-    assert choose_reader(options) == ("java" if name in ("flink-local", "flink", "dataflow-gpu")
-                                      else "python")
+    if name == "flink":  # Python workers of their own: a Qdrant server
+        argv += ["--qdrant_url", REQUIRED_VALUES["--qdrant_url"]]
+    plan = resolve(argv)
+    runner = plan.options.get_all_options()["runner"]
+    assert runner == plan.runner == {"direct": "DirectRunner", "prism": "PrismRunner",
+                                     "flink-local": "FlinkRunner",
+                                     "flink": "FlinkRunner", "dataflow-gpu": "DataflowRunner"}[name]
+    assert plan.reader == ("java" if name in ("flink-local", "flink", "dataflow-gpu")
+                           else "python")
 
 
 def test_the_command_line_overrides_the_preset():
@@ -46,14 +49,14 @@ def test_the_command_line_overrides_the_preset():
 def test_flink_runs_finish_the_bundle_in_flight_before_a_checkpoint_unless_told_not_to():
     """Without it a checkpoint during the reader's split bundle kept the partitions to read
     in Flink's checkpoint, and a streaming run read nothing (docs/runners.md)."""
-    from vectorstream.pipeline.graph import flink_defaults
-
     def finish(argv, bounded=False):
-        options = parse_options(apply_preset(argv))
-        flink_defaults(options, bounded)
+        if bounded:
+            argv = argv + ["--max_num_records", "10"]
+        options = resolve(argv).options
         return options.get_all_options()["finish_bundle_before_checkpointing"]
     assert finish(["--preset", "flink-local"]) is True
-    assert finish(["--preset", "flink", "--topic", "t"], bounded=True) is True
+    assert finish(["--preset", "flink", "--topic", "t", "--qdrant_url", "http://q:6333"],
+                  bounded=True) is True
     assert finish(["--runner", "FlinkRunner"]) is True
     assert finish(["--preset", "flink-local", "--finish_bundle_before_checkpointing",
                    "false"]) is False
@@ -71,11 +74,10 @@ def test_a_preset_missing_what_only_you_know_says_what_to_give():
 
 
 def test_auto_reader_is_java_only_where_workers_have_a_jvm():
-    assert choose_reader(parse_options([])) == "python"
-    assert choose_reader(parse_options(["--runner", "FlinkRunner"])) == "java"
-    assert choose_reader(parse_options(["--runner", "DataflowRunner"])) == "java"
-    assert choose_reader(parse_options(["--runner", "FlinkRunner",
-                                        "--kafka_reader", "python"])) == "python"
+    assert resolve([]).reader == "python"
+    assert resolve(["--runner", "FlinkRunner"]).reader == "java"
+    assert resolve(["--runner", "DataflowRunner", "--qdrant_url", "http://q:6333"]).reader == "java"
+    assert resolve(["--runner", "FlinkRunner", "--kafka_reader", "python"]).reader == "python"
 
 
 def test_java_environment_flag():
@@ -109,18 +111,16 @@ def test_a_java_jar_maven_cannot_build_is_one_readable_message(tmp_path):
 def test_several_python_worker_processes_need_a_qdrant_server():
     """An EXTERNAL worker pool (or PROCESS/DOCKER) runs the Python code in processes of
     their own, and an embedded store takes one writer: one line that says what to do."""
-    from vectorstream.pipeline.graph import check_store_for_workers
     for flags in (["--preset", "flink"],
                   ["--preset", "flink", "--qdrant_url", "local:///tmp/x"],
                   ["--runner", "FlinkRunner", "--environment_type", "PROCESS",
-                   "--environment_config", '{"command": "boot"}']):
+                   "--environment_config", '{"command": "boot"}'],
+                  ["--preset", "flink-local", "--sdk_worker_parallelism", "2"]):
         with pytest.raises(UsageError, match="give --qdrant_url http://HOST:6333"):
-            check_store_for_workers(parse_options(apply_preset(flags)))
-    check_store_for_workers(parse_options(apply_preset(
-        ["--preset", "flink", "--qdrant_url", "http://qdrant:6333"])))
-    check_store_for_workers(parse_options(apply_preset(
-        ["--preset", "flink", "--environment_type", "LOOPBACK"])))
-    check_store_for_workers(parse_options(apply_preset(["--preset", "flink-local"])))
+            resolve(flags)
+    resolve(["--preset", "flink", "--qdrant_url", "http://qdrant:6333"])
+    resolve(["--preset", "flink", "--environment_type", "LOOPBACK"])
+    resolve(["--preset", "flink-local"])
 
 
 def _built(build):
@@ -137,10 +137,10 @@ def test_java_and_python_readers_give_the_same_elements(kafka, tmp_path):
     offset, key, value, timestamp) set."""
     import subprocess
     import sys
-    from vectorstream.io.kafka import ensure_topic
+    from vectorstream.io.kafka_admin import ensure_topic
     from vectorstream.io.produce import generate, produce
-    from vectorstream.runners import java
-    prism = _built(java.prism_binary)
+    from vectorstream.runners import java, prism as prism_runner
+    prism = _built(prism_runner.prism_binary)
     _built(java.kafka_expansion_service_jar)
     topic = f"readers-{uuid.uuid4().hex[:8]}"
     ensure_topic(kafka, topic, partitions=4)
@@ -162,7 +162,8 @@ def test_kafkaio_rows_become_the_same_messages_as_our_reader_gives():
     """The mapping of KafkaIO's with-metadata rows (its ByteArrayKafkaRecord schema) to
     KafkaMessage, with the event's own time as the element timestamp."""
     import apache_beam as beam
-    from vectorstream.io.kafka import KafkaMessage, _from_kafka_row
+    from vectorstream.io.kafka_source import KafkaMessage
+    from vectorstream.runners.kafkaio import _from_kafka_row
     value = b'{"event_id": "e1", "timestamp": "2024-01-15T10:30:00Z"}'
 
     def row(value):
@@ -220,8 +221,8 @@ def test_prism_runner_stores_each_valid_event_exactly_once(kafka, tmp_path, boun
     """PrismRunner (Beam's portable runner; LOOPBACK Python): offsets committed through
     bundle finalization. Java reader (bounded runs): KafkaIO in the expansion service's
     own JVM."""
-    from vectorstream.runners import java
-    _built(java.prism_binary)  # built with Go on first use (a few minutes)
+    from vectorstream.runners import java, prism
+    _built(prism.prism_binary)  # built with Go on first use (a few minutes)
     if reader == "java":
         _built(java.kafka_expansion_service_jar)
     run_end_to_end(kafka, tmp_path, ["--preset", "prism", "--kafka_reader", reader], bounded)

@@ -151,8 +151,8 @@ def test_during_an_outage_the_pipeline_holds_back(kafka, topic, tmp_path):
     import threading
     from vectorstream.io.produce import generate, produce
     from vectorstream.pipeline.graph import build
-    from vectorstream.pipeline.options import parse_options
-    from vectorstream.pipeline.progress import TALLY
+    from vectorstream.config.options import parse_options
+    from vectorstream.telemetry import TALLY
 
     messages = list(generate(2000, products=100, seed=12))
     produce(kafka, topic, messages)

@@ -91,8 +91,8 @@ def test_mounted_config_files_exist_and_parse(compose):
 
 
 def test_the_pipeline_service_uses_the_flink_preset_and_its_flags_parse(compose):
-    from vectorstream.pipeline.options import parse_options
-    from vectorstream.runners.presets import apply_preset
+    from vectorstream.config.options import parse_options
+    from vectorstream.config.presets import apply_preset
     command = compose["services"]["pipeline"]["command"]
     assert command[:4] == ["vectorstream", "run", "--preset", "flink"]
     options = parse_options(apply_preset(command[2:]))

@@ -10,9 +10,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from vectorstream.io.kafka import BatchMessages, KafkaMessage
+from vectorstream.io.kafka_source import BatchMessages, KafkaMessage
 from vectorstream.io.qdrant import open_store
-from vectorstream.pipeline.graph import EventsToQdrant, choose_model
+from vectorstream.pipeline.graph import EventsToQdrant
+from vectorstream.transforms.model import choose_model
 from vectorstream.transforms.events import point_id
 
 BASE = 1_705_314_600  # 2024-01-15T10:30:00Z
@@ -109,7 +110,8 @@ def test_embedding_failures_become_dead_letters_and_spare_the_rest_of_the_batch(
 
 def test_embedding_cache_returns_the_models_vectors_and_evicts_oldest():
     import numpy as np
-    from vectorstream.transforms.embed import CachedEncoder, _load, default_model_path
+    from vectorstream.transforms.embed import CachedEncoder
+    from vectorstream.transforms.model import load_model as _load, default_model_path
     model = _load(default_model_path(), "cpu")
     encoder = CachedEncoder(model, max_entries=2)
     texts = ["Deri ceket, siyah", "Yoga matı 6 mm", "Deri ceket, siyah"]

@@ -10,7 +10,7 @@ import datetime as dt
 import threading
 import time
 
-from vectorstream.pipeline.progress import percentile
+from vectorstream.telemetry import percentile
 
 SAMPLE_QUERY = "wireless headphones with a long battery life"
 
@@ -48,7 +48,7 @@ def _wait_for_commit(bootstrap: str, topic: str, worker: threading.Thread,
                      timeout: float = 300.0) -> None:
     """Waits until the pipeline (consumer group = topic) has committed an offset."""
     from confluent_kafka import Consumer, TopicPartition
-    from vectorstream.io.kafka import committed_offsets, partitions_of
+    from vectorstream.io.kafka_admin import committed_offsets, partitions_of
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic})
     try:
         tps = [TopicPartition(topic, p) for p in partitions_of(bootstrap, topic)]
@@ -62,7 +62,7 @@ def _wait_for_commit(bootstrap: str, topic: str, worker: threading.Thread,
 
 
 def demo(args) -> int:
-    from vectorstream.io.kafka import check_reachable
+    from vectorstream.io.kafka_admin import check_reachable
     from vectorstream.io.local_kafka import LocalKafka
 
     bootstrap = args.bootstrap_servers
@@ -82,17 +82,17 @@ def demo(args) -> int:
         return _demo(args, bootstrap)
     finally:
         if started_broker is not None and not args.keep_kafka:
-            from vectorstream.io.kafka import _close_committers
-            _close_committers()  # before the broker goes, or they retry noisily until exit
+            from vectorstream.io.kafka_readers import close_committers
+            close_committers()  # before the broker goes, or they retry noisily until exit
             started_broker.stop()
             print("Kafka: stopped the local broker (keep it with --keep_kafka)")
 
 
 def _demo(args, bootstrap: str) -> int:
-    from vectorstream.io.kafka import ensure_topic
+    from vectorstream.io.kafka_admin import ensure_topic
     from vectorstream.io.produce import generate, produce
     from vectorstream.io.qdrant import open_store
-    from vectorstream.pipeline.graph import run
+    from vectorstream.pipeline.launch import run
 
     topic = "demo-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     ensure_topic(bootstrap, topic, partitions=2)
@@ -131,14 +131,14 @@ def _demo(args, bootstrap: str) -> int:
         raise outcome["error"]
     elapsed = time.time() - started
 
-    from vectorstream.cli import counters as read_counters
+    from vectorstream.pipeline.launch import counters as read_counters
     counters = read_counters(outcome["result"])
     store = open_store(url=args.qdrant_url, path=None if args.qdrant_url else args.qdrant_path)
     try:
         report = latency_report(store.scroll(args.collection), topic)
         total = store.count(args.collection)
-        from vectorstream.cli import _embed_query
-        hits = store.search(args.collection, _embed_query(SAMPLE_QUERY, None), limit=200)
+        from vectorstream.transforms.model import embed_query
+        hits = store.search(args.collection, embed_query(SAMPLE_QUERY), limit=200)
     finally:
         store.close()
 

@@ -20,7 +20,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from vectorstream.io.produce import catalog
-from vectorstream.transforms.embed import default_model_path
+from vectorstream.transforms.model import default_model_path
 
 TEXTS = [f"{p['name']}. {p['description'].strip()}" for p in catalog(1500, seed=3)]
 BATCH = 64

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from parse_levers import best  # noqa: E402  (CPU µs an item, best of three rounds)
-from vectorstream.bench import workload_messages  # noqa: E402
+from vectorstream.bench.workloads import workload_messages  # noqa: E402
 from vectorstream.transforms.parse import parse_message  # noqa: E402
 
 _Message = namedtuple("_Message", "topic partition offset timestamp_ms value key")

@@ -33,8 +33,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from vectorstream.bench import workload_messages  # noqa: E402
-from vectorstream.io.kafka import KafkaMessage  # noqa: E402
+from vectorstream.bench.workloads import workload_messages  # noqa: E402
+from vectorstream.io.kafka_source import KafkaMessage  # noqa: E402
 from vectorstream.io.qdrant import Store, open_store  # noqa: E402
 from vectorstream.io.sink import WriteToQdrantFn, make_point  # noqa: E402
 from vectorstream.transforms.embed import CachedEncoder  # noqa: E402

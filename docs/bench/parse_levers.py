@@ -28,7 +28,7 @@ from pydantic import TypeAdapter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from vectorstream.bench import workload_messages  # noqa: E402
+from vectorstream.bench.workloads import workload_messages  # noqa: E402
 from vectorstream.transforms.events import (_EVENT, POINT_NAMESPACE, EventData,  # noqa: E402
                                             format_time, point_id)
 

@@ -38,8 +38,9 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from vectorstream.bench import stored_times, workload_messages  # noqa: E402
-from vectorstream.io.kafka import ensure_topic  # noqa: E402
+from vectorstream.bench.stores import stored_times
+from vectorstream.bench.workloads import workload_messages  # noqa: E402
+from vectorstream.io.kafka_admin import ensure_topic  # noqa: E402
 from vectorstream.io.produce import produce  # noqa: E402
 from vectorstream.io.qdrant import open_store  # noqa: E402
 

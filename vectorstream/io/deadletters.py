@@ -1,4 +1,5 @@
-"""Dead letters: to a JSON-lines file, and reading them back (show, replay)."""
+"""Dead letters: to the dead-letter topic or a JSON-lines file, and reading them back
+(show, replay)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,8 @@ import os
 from typing import Dict, Iterator, List, Optional
 
 import apache_beam as beam
+
+from vectorstream.io.kafka_admin import client_config, send
 
 
 class AppendJsonLines(beam.DoFn):
@@ -36,6 +39,47 @@ class AppendJsonLines(beam.DoFn):
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+class WriteToKafkaTopic(beam.DoFn):
+    """Produces (key, value) byte pairs to a topic; flushed at the end of each bundle so a
+    bundle's dead letters are durable before its offsets are committed."""
+
+    def __init__(self, bootstrap_servers: str, topic: str,
+                 config: Optional[Dict[str, str]] = None):
+        self._bootstrap_servers = bootstrap_servers
+        self._extra = dict(config or {})
+        self._topic = topic
+        self._producer = None
+        self._failed: list = []
+        from apache_beam.metrics import Metrics
+        self._written = Metrics.counter("vectorstream", "dead_letters")
+
+    def setup(self):
+        from confluent_kafka import Producer
+        self._producer = Producer({**client_config(self._bootstrap_servers, self._extra),
+                                   "linger.ms": 5,
+                                   "message.max.bytes": 16_000_000})
+
+    def _on_delivery(self, err, msg):
+        if err is not None:
+            self._failed.append(err)
+
+    def process(self, element):
+        key, value = element
+        self._written.inc()
+        send(self._producer, self._topic, value, key, self._on_delivery)
+
+    def finish_bundle(self):
+        remaining = self._producer.flush(60)
+        if remaining or self._failed:
+            errors, self._failed = self._failed, []
+            raise RuntimeError(f"could not write {remaining + len(errors)} message(s) to "
+                               f"Kafka topic {self._topic}: {errors[:3]}")
+
+    def teardown(self):
+        if self._producer is not None:
+            self._producer.flush(10)
 
 
 def read_file(path: str) -> Iterator[Dict]:

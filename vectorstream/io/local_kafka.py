@@ -1,6 +1,6 @@
 """A local single-node Kafka broker (KRaft) for the demo and the tests.
 
-Apache Kafka's jars come from Maven Central (pinned in runners/kafka-pom.xml) into
+Apache Kafka's jars come from Maven Central (pinned in io/kafka-pom.xml) into
 ~/.cache/vectorstream/kafka-<version>; the broker runs with the machine's Java on
 127.0.0.1, its data and log under a git-ignored folder (default ./data/kafka).
 """
@@ -18,11 +18,11 @@ import time
 import uuid
 from typing import Optional
 
-from vectorstream.runners.maven import HERE as RUNNERS_DIR, copy_dependencies
+from vectorstream.io.maven import HERE, copy_dependencies
 
 _LOG = logging.getLogger(__name__)
 
-POM = os.path.join(RUNNERS_DIR, "kafka-pom.xml")
+POM = os.path.join(HERE, "kafka-pom.xml")
 
 
 def kafka_version() -> str:
@@ -149,7 +149,7 @@ auto.create.topics.enable=false
                 raise RuntimeError(f"the Kafka broker exited with {proc.returncode}; see "
                                    f"{self.log_file}")
             if port_open("127.0.0.1", self.port):
-                from vectorstream.io.kafka import check_reachable
+                from vectorstream.io.kafka_admin import check_reachable
                 check_reachable(self.bootstrap, timeout=20)
                 return self.bootstrap
             time.sleep(0.3)

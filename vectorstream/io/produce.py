@@ -118,7 +118,7 @@ def produce(bootstrap: str, topic: str, messages, rate: Optional[float] = None,
             config: Optional[Dict[str, str]] = None) -> int:
     """Sends (key, value, …) tuples; `rate` caps messages per second. Returns the count."""
     from confluent_kafka import Producer
-    from vectorstream.io.kafka import send
+    from vectorstream.io.kafka_admin import send
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10,
                          "message.max.bytes": 16_000_000, **(config or {})})
     errors: list = []

@@ -34,7 +34,7 @@ from apache_beam.utils.retry import FuzzedExponentialIntervals
 from apache_beam.utils.windowed_value import WindowedValue
 
 from vectorstream.io.qdrant import Point, Store, open_store
-from vectorstream.pipeline import metrics
+from vectorstream import telemetry
 from vectorstream.transforms.events import format_time
 from vectorstream.transforms.parse import FINGERPRINT_PREFIX, event_dead_letter
 
@@ -286,12 +286,12 @@ class WriteToQdrantFn(beam.DoFn):
             self.batch_sizes.update(result.written)
             for value in result.latencies_s:
                 self.latency_ms.update(int(value * 1000))
-            metrics.points_written(result.written, result.latencies_s)
+            telemetry.points_written(result.written, result.latencies_s)
         if result.retries:
             self.retries.inc(result.retries)
         if result.dead:
             self.dead.inc(len(result.dead))
-            metrics.dead_letter("write", len(result.dead))
+            telemetry.dead_letter("write", len(result.dead))
         return result.dead
 
     # -- in a writer thread (or the DoFn's, with in_flight 1): no Beam metrics here
@@ -376,7 +376,7 @@ class WriteToQdrantFn(beam.DoFn):
                         f"{self._retry_seconds:g}): {exc}") from exc
                 delay = max(delay, retry_after_seconds(exc) or 0.0)
                 retries[0] += 1
-                metrics.write_retried(exc)
+                telemetry.write_retried(exc)
                 _LOG.warning("Qdrant call failed (%s), retrying (%d points) in %.1fs",
                              exc, n_points, delay)
                 time.sleep(delay)

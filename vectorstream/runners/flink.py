@@ -1,12 +1,9 @@
 """A local Flink 1.19 cluster without Docker (`vectorstream flink start|stop|status|cancel`),
 and cancelling jobs on any Flink cluster through its REST API.
 
-Flink's own distribution comes from PyPI: `apache-flink` carries `bin/` and `conf/`,
-`apache-flink-libraries` the jars (`lib/`, `opt/`, `plugins/`). Both are downloaded with
-pip once, pinned at FLINK_DIST_VERSION, and laid out as a FLINK_HOME under
-~/.cache/vectorstream/flink-<version>/. `LocalFlink` writes a configuration of its own
-under a git-ignored folder (default ./data/flink: conf/, log/, run/, checkpoints/) and
-starts, with Flink's own scripts, a JobManager and N TaskManagers on 127.0.0.1, plus a Beam
+Flink's own distribution comes from PyPI (`flink_dist`). `LocalFlink` writes a
+configuration of its own under a git-ignored folder (default ./data/flink: conf/, log/,
+run/, checkpoints/) and starts, with Flink's own scripts, a JobManager and N TaskManagers on 127.0.0.1, plus a Beam
 Python SDK worker pool (Beam's `worker_pool_main`, one process per SDK worker) that the
 `flink` preset's EXTERNAL environment points at.
 """
@@ -19,80 +16,22 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from typing import Dict, List, Optional
 
-from vectorstream.runners.java import _locked
-from vectorstream.runners.maven import MavenError
+from vectorstream.io.local_kafka import port_open
+from vectorstream.runners.flink_dist import flink_home
 
 _LOG = logging.getLogger(__name__)
 
-FLINK_DIST_VERSION = "1.19.3"
 ACTIVE_STATES = ("CREATED", "RUNNING", "RESTARTING", "FAILING", "CANCELLING", "RECONCILING",
                  "INITIALIZING", "SUSPENDED")
 
 
 class FlinkError(RuntimeError):
     """The local cluster cannot start or answer; the message says what to do."""
-
-
-def dist_dir() -> str:
-    cache = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
-    return os.path.join(cache, "vectorstream", f"flink-{FLINK_DIST_VERSION}")
-
-
-def flink_home() -> str:
-    """FLINK_HOME of the pinned distribution, downloaded from PyPI and laid out once."""
-    home = dist_dir()
-    if os.path.exists(os.path.join(home, ".complete")):
-        return home
-    os.makedirs(home, exist_ok=True)
-    with _locked(os.path.join(home, ".lock")):
-        if os.path.exists(os.path.join(home, ".complete")):
-            return home
-        download = os.path.join(home, "download")
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", download,
-             f"apache-flink=={FLINK_DIST_VERSION}",
-             f"apache-flink-libraries=={FLINK_DIST_VERSION}"],
-            capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = " ".join((proc.stdout + proc.stderr).split())[-300:]
-            raise MavenError(f"could not download Flink {FLINK_DIST_VERSION} from PyPI "
-                             f"(apache-flink, apache-flink-libraries): {tail}")
-        for name in os.listdir(download):
-            path = os.path.join(download, name)
-            if name.endswith(".whl"):  # apache-flink: pyflink/bin, pyflink/conf
-                with zipfile.ZipFile(path) as whl:
-                    for member in whl.namelist():
-                        if (member.startswith(("pyflink/bin/", "pyflink/conf/"))
-                                and not member.endswith("/")):
-                            _extract(whl.open(member), home, member[len("pyflink/"):])
-            elif name.endswith(".tar.gz"):  # apache-flink-libraries: deps/{lib,opt,plugins,bin}
-                with tarfile.open(path) as sdist:
-                    for member in sdist.getmembers():
-                        parts = member.name.split("/", 2)
-                        if member.isfile() and len(parts) == 3 and parts[1] == "deps":
-                            _extract(sdist.extractfile(member), home, parts[2])
-        for script in os.listdir(os.path.join(home, "bin")):
-            os.chmod(os.path.join(home, "bin", script), 0o755)
-        shutil.rmtree(download, ignore_errors=True)
-        if not os.path.exists(os.path.join(home, "lib", f"flink-dist-{FLINK_DIST_VERSION}.jar")):
-            raise MavenError(f"the Flink distribution in {home} has no flink-dist jar: remove "
-                             f"the folder and try again")
-        open(os.path.join(home, ".complete"), "w").close()
-    return home
-
-
-def _extract(source, home: str, relative: str) -> None:
-    target = os.path.join(home, relative)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    with source, open(target, "wb") as out:
-        shutil.copyfileobj(source, out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,7 +196,6 @@ class LocalFlink:
     def start(self, timeout: float = 120.0) -> str:
         """Starts what is not running; returns the REST address once every TaskManager has
         registered."""
-        from vectorstream.io.local_kafka import port_open
         if self.overview() is None and port_open("127.0.0.1", self.port):
             raise FlinkError(f"port {self.port} is taken by something that is not a Flink "
                              f"cluster: pick another with --port")
@@ -294,7 +232,6 @@ class LocalFlink:
     def start_worker_pool(self) -> None:
         if self.worker_pool_pid():
             return
-        from vectorstream.io.local_kafka import port_open
         if port_open("127.0.0.1", self.worker_pool_port):
             raise FlinkError(f"port {self.worker_pool_port} (the Python worker pool) is taken: "
                              f"pick another with --worker_pool_port")
@@ -331,7 +268,6 @@ def _python_env() -> dict:
 def _start_worker_pool(port: int, log_path: str, env: dict) -> subprocess.Popen:
     """Beam's Python SDK worker pool (`worker_pool_main`, one process per SDK worker),
     once it listens."""
-    from vectorstream.io.local_kafka import port_open
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",

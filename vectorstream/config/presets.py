@@ -10,46 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from apache_beam.options.pipeline_options import PipelineOptions
-
-
-def true_or_false(text: str) -> bool:
-    value = text.strip().lower()
-    if value not in ("true", "false"):
-        raise ValueError(f"expected true or false, got {text!r}")
-    return value == "true"
-
-
-class FlinkClusterOptions(PipelineOptions):
-    """Flink settings the Java side of the FlinkRunner reads (FlinkPipelineOptions); Beam's
-    Python SDK does not declare them, so they are declared here to pass through."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        group = parser.add_argument_group("Flink (passed to the Flink job server)")
-        group.add_argument("--checkpointing_interval", type=int, default=None,
-                           help="Milliseconds between Flink checkpoints (streaming). Offsets "
-                                "are committed to Kafka when a checkpoint completes.")
-        group.add_argument("--state_backend", choices=("rocksdb", "filesystem", "hashmap"),
-                           default=None, help="Flink state backend.")
-        group.add_argument("--state_backend_storage_path", default=None,
-                           help="Where checkpoints go, e.g. s3://bucket/checkpoints or "
-                                "file:///flink/checkpoints (shared by all task managers).")
-        group.add_argument("--shutdown_sources_after_idle_ms", type=int, default=None,
-                           help="Shut sources down after this long without data, so a "
-                                "streaming job ends once its input is done (set for "
-                                "bounded runs).")
-        group.add_argument("--finish_bundle_before_checkpointing", type=true_or_false, default=None,
-                           metavar="true|false",
-                           help="Finish the bundle in flight before a checkpoint barrier "
-                                "passes (on for Flink runs unless set false): otherwise "
-                                "Beam's Flink runner keeps that bundle's output in the "
-                                "checkpoint and emits it only when the operator gets its "
-                                "next element, which the stage fed by the single Impulse "
-                                "element (our reader's split) never gets.")
-        group.add_argument("--externalized_checkpoints_enabled", action="store_true",
-                           default=None, help="Keep the last checkpoint when the job is "
-                                              "cancelled, to resume from it.")
+from vectorstream.config.options import UsageError
 
 
 @dataclass
@@ -127,7 +88,6 @@ def apply_preset(argv: List[str]) -> List[str]:
     """Expands `--preset NAME` (or `--preset=NAME`) in argv into the preset's flags, put
     first so the command line overrides them. Raises UsageError for an unknown preset or
     a missing required flag."""
-    from vectorstream.pipeline.options import UsageError
     name: Optional[str] = None
     rest: List[str] = []
     args = iter(argv)

@@ -1,13 +1,10 @@
-"""Prometheus metrics and health of the process that runs the pipeline (`--metrics_port`).
+"""Operations: `/metrics` and `/healthz` of the process that runs the pipeline
+(`--metrics_port`), and the Kafka consumer lag polled for them.
 
-The DoFns count what they do here (prometheus-client's default registry) as well as in
-Beam's metrics (the `vectorstream` namespace), because a Python pipeline cannot read Beam's
-metrics back while it runs. They count in the process they run in: with the DirectRunner,
-Prism, or Flink with LOOPBACK, that is this process, and `/metrics` shows everything. With
-Python workers in processes of their own (Flink EXTERNAL, Dataflow), Beam's metrics reach
-Prometheus through the runner's own reporter (Flink: `flink_taskmanager_job_task_operator_
-…_vectorstream_events_read`, which the dashboard reads as well), while this process still
-serves the Kafka consumer lag and `/healthz`.
+`/metrics` serves what the DoFns count in `vectorstream.telemetry` (prometheus-client's
+default registry); with Python workers in processes of their own, Beam's metrics reach
+Prometheus through the runner's reporter instead, while this process still serves the
+consumer lag and `/healthz`.
 
 `/healthz` answers 200 while the pipeline runs and Kafka and Qdrant answer, 503 with the
 reason otherwise; the checks are made at most every HEALTH_TTL seconds.
@@ -16,116 +13,20 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram,
-                               generate_latest)
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from vectorstream.pipeline.progress import TALLY
+from vectorstream.config.options import UsageError
+from vectorstream.io.kafka_admin import client_config, committed_offsets, partitions_of
+from vectorstream.pipeline.plan import RunPlan, StorePlan
+from vectorstream.telemetry import KAFKA_LAG, STATUS, UP
 
 _LOG = logging.getLogger(__name__)
-
-EVENTS_READ = Counter("vectorstream_events_read", "Kafka messages read.")
-EVENTS_VALID = Counter("vectorstream_events_valid", "Messages that are valid events.")
-EVENTS_INVALID = Counter("vectorstream_events_invalid",
-                         "Messages refused by validation (dead letters of stage parse).")
-POINTS_WRITTEN = Counter("vectorstream_points_written", "Points upserted into Qdrant.")
-DEAD_LETTERS = Counter("vectorstream_dead_letters", "Dead letters, by the stage that refused "
-                       "the message.", ["stage"])
-for _stage in ("parse", "embed", "write"):  # exported from the start, at 0
-    DEAD_LETTERS.labels(_stage)
-WRITE_RETRIES = Counter("vectorstream_write_retries",
-                        "Qdrant calls retried after a transient failure.")
-EMBED_BATCH_SECONDS = Histogram(
-    "vectorstream_embed_batch_seconds", "Time to embed one batch of events (cache misses "
-    "through the model).", buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-EVENT_TO_STORED_SECONDS = Histogram(
-    "vectorstream_event_to_stored_seconds", "From the Kafka timestamp of an event to its "
-    "point stored.", buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300))
-EMBED_CACHE_HITS = Counter("vectorstream_embedding_cache_hits",
-                           "Texts whose vector came from the embedding cache.")
-EMBED_CACHE_MISSES = Counter("vectorstream_embedding_cache_misses",
-                             "Texts embedded by the model.")
-KAFKA_LAG = Gauge("vectorstream_kafka_consumer_lag", "Records not yet committed by the "
-                  "consumer group: the partition's end offset less the committed one.",
-                  ["topic", "partition"])
-UP = Gauge("vectorstream_up", "1 while /healthz answers 200 (the pipeline runs and Kafka "
-           "and Qdrant answer), else 0.")
-
-
-# ---------------------------------------------------------------------------------------
-# What the DoFns call: Prometheus and the progress line's tally together.
-
-def events_parsed(read: int, valid: int, invalid: int) -> None:
-    EVENTS_READ.inc(read)
-    EVENTS_VALID.inc(valid)
-    TALLY.add("read", read)
-    if invalid:
-        EVENTS_INVALID.inc(invalid)
-        DEAD_LETTERS.labels("parse").inc(invalid)
-        TALLY.add("invalid", invalid)
-
-
-def points_written(count: int, latencies_s: Iterable[float]) -> None:
-    POINTS_WRITTEN.inc(count)
-    TALLY.add("written", count)
-    latencies = list(latencies_s)
-    for value in latencies:
-        EVENT_TO_STORED_SECONDS.observe(value)
-    TALLY.latencies(latencies)
-    STATUS.store_answered()
-
-
-def dead_letter(stage: str, n: int = 1) -> None:
-    DEAD_LETTERS.labels(stage).inc(n)
-    if stage != "parse":
-        TALLY.add("dead", n)
-
-
-def write_retried(exc: BaseException) -> None:
-    WRITE_RETRIES.inc()
-    TALLY.add("retries")
-    STATUS.store_failed(exc)
-
-
-def embedded(hits: int, misses: int, seconds: Optional[float]) -> None:
-    if hits:
-        EMBED_CACHE_HITS.inc(hits)
-    if misses:
-        EMBED_CACHE_MISSES.inc(misses)
-    if seconds is not None:
-        EMBED_BATCH_SECONDS.observe(seconds)
-
-
-# ---------------------------------------------------------------------------------------
-# Health.
-
-class Status:
-    """What /healthz reports: the pipeline's state (set by `run`), Kafka's and Qdrant's."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.pipeline: Tuple[bool, str] = (False, "the pipeline has not started")
-        self.store_error: Optional[str] = None
-
-    def pipeline_running(self, running: bool, reason: str = "") -> None:
-        with self._lock:
-            self.pipeline = (running, reason)
-
-    def store_failed(self, exc: BaseException) -> None:
-        with self._lock:
-            self.store_error = f"{exc}"[:300]
-
-    def store_answered(self) -> None:
-        if self.store_error is not None:
-            with self._lock:
-                self.store_error = None
-
-
-STATUS = Status()
 
 
 class HealthChecks:
@@ -167,7 +68,6 @@ class HealthChecks:
 def kafka_check(bootstrap: str, topic: str, extra: Optional[Dict[str, str]]):
     """A check that Kafka answers with the topic's metadata within 2 seconds."""
     from confluent_kafka.admin import AdminClient
-    from vectorstream.io.kafka import client_config
     admin = AdminClient({**client_config(bootstrap, extra), "log_level": 0})
 
     def check():
@@ -181,11 +81,12 @@ def kafka_check(bootstrap: str, topic: str, extra: Optional[Dict[str, str]]):
     return check
 
 
-def store_check(url: Optional[str]):
+def store_check(store: StorePlan):
     """A Qdrant server's /readyz within 2 seconds; an embedded store has nothing to ask
     (its writes report their failures through STATUS)."""
-    if not url or url.startswith("local://"):
+    if not store.is_server:
         return lambda: None
+    url = store.url
     import urllib.request
     ready = url.rstrip("/") + "/readyz"
 
@@ -212,7 +113,6 @@ class LagMonitor(threading.Thread):
 
     def poll(self) -> Dict[int, int]:
         from confluent_kafka import Consumer, TopicPartition
-        from vectorstream.io.kafka import client_config, committed_offsets, partitions_of
         bootstrap, topic, group, extra = self._args
         consumer = Consumer({**client_config(bootstrap, extra), "group.id": group,
                              "enable.auto.commit": False, "log_level": 0})
@@ -286,3 +186,32 @@ class MetricsServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class Serving:
+    """The metrics server and the lag monitor of a run, stopped together."""
+
+    def __init__(self, server: MetricsServer, lag: LagMonitor):
+        self.server, self.lag = server, lag
+
+    def stop(self):
+        self.lag.stop()
+        self.server.stop()
+
+
+def serve(plan: RunPlan) -> Serving:
+    """/metrics and /healthz on --metrics_port, and the consumer lag polled for them."""
+    vs = plan.vs
+    health = HealthChecks(kafka_check(vs.bootstrap(), vs.topic, vs.kafka_extra()),
+                          store_check(plan.store))
+    lag = LagMonitor(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
+    lag.start()
+    try:
+        server = MetricsServer(vs.metrics_port, health).start()
+    except OSError as exc:
+        lag.stop()
+        raise UsageError(f"--metrics_port {vs.metrics_port} cannot be served ({exc.strerror}): "
+                         f"pick a free port, or 0 for any") from None
+    print(f"metrics: http://localhost:{server.port}/metrics, health: "
+          f"http://localhost:{server.port}/healthz", file=sys.stderr)
+    return Serving(server, lag)

@@ -1,4 +1,11 @@
-"""VectorStreamOptions: every flag of `vectorstream run`, Beam style."""
+"""Every flag of `vectorstream run`, Beam style: VectorStreamOptions (ours) and
+FlinkClusterOptions (Flink settings Beam's Python SDK does not declare), parsed once by
+`parse_options`, which refuses unknown flags and bad values in one line each.
+
+A leaf: it imports nothing of ours but the secret references beside it. What a run is made
+of (runner, reader, store, workers) is decided from these options once, by
+`vectorstream.pipeline.plan`.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +13,8 @@ from typing import Dict, List, Optional
 
 from apache_beam.options.pipeline_options import (KafkaStreamsRunnerOptions, PipelineOptions,
                                                   _BeamArgumentParser)
+
+from vectorstream.config.secrets import KafkaConfigError, check_secrets_by_reference
 
 
 class UsageError(ValueError):
@@ -62,8 +71,8 @@ class VectorStreamOptions(PipelineOptions):
         kafka.add_argument("--java_environment", default=None,
                            help="Where the Java reader's SDK harness runs: PROCESS:BOOT "
                                 "(the Java SDK boot binary on each worker, as in the stack's "
-                                "Flink image) or EMBEDDED; default: Beam's (a Docker "
-                                "container).")
+                                "Flink image) or EMBEDDED; default: EMBEDDED on Flink "
+                                "(inside the task managers), Beam's elsewhere.")
         kafka.add_argument("--start_from", default="earliest", choices=("earliest", "latest"),
                            help="Where to start in partitions the group has no offset for.")
         kafka.add_argument("--max_num_records", type=_positive_int, default=None,
@@ -144,15 +153,47 @@ class VectorStreamOptions(PipelineOptions):
     def kafka_extra(self) -> Dict[str, str]:
         return parse_key_values(self.kafka_config, "--kafka_config")
 
-    def in_flight(self) -> int:
-        """--write_in_flight, defaulted: a server takes concurrent writes, an embedded
-        store is written by one thread."""
-        if self.write_in_flight:
-            return self.write_in_flight
-        return 4 if self.qdrant_url and not self.qdrant_url.startswith("local://") else 1
-
     def dead_letter_topic_name(self) -> str:
         return self.dead_letter_topic or f"{self.topic}.dlq"
+
+
+def true_or_false(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value == "true"
+
+
+class FlinkClusterOptions(PipelineOptions):
+    """Flink settings the Java side of the FlinkRunner reads (FlinkPipelineOptions); Beam's
+    Python SDK does not declare them, so they are declared here to pass through."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        group = parser.add_argument_group("Flink (passed to the Flink job server)")
+        group.add_argument("--checkpointing_interval", type=int, default=None,
+                           help="Milliseconds between Flink checkpoints (streaming). Offsets "
+                                "are committed to Kafka when a checkpoint completes.")
+        group.add_argument("--state_backend", choices=("rocksdb", "filesystem", "hashmap"),
+                           default=None, help="Flink state backend.")
+        group.add_argument("--state_backend_storage_path", default=None,
+                           help="Where checkpoints go, e.g. s3://bucket/checkpoints or "
+                                "file:///flink/checkpoints (shared by all task managers).")
+        group.add_argument("--shutdown_sources_after_idle_ms", type=int, default=None,
+                           help="Shut sources down after this long without data, so a "
+                                "streaming job ends once its input is done (set for "
+                                "bounded runs).")
+        group.add_argument("--finish_bundle_before_checkpointing", type=true_or_false, default=None,
+                           metavar="true|false",
+                           help="Finish the bundle in flight before a checkpoint barrier "
+                                "passes (on for Flink runs unless set false): otherwise "
+                                "Beam's Flink runner keeps that bundle's output in the "
+                                "checkpoint and emits it only when the operator gets its "
+                                "next element, which the stage fed by the single Impulse "
+                                "element (our reader's split) never gets.")
+        group.add_argument("--externalized_checkpoints_enabled", action="store_true",
+                           default=None, help="Keep the last checkpoint when the job is "
+                                              "cancelled, to resume from it.")
 
 
 class _StrictParser(_BeamArgumentParser):
@@ -161,7 +202,6 @@ class _StrictParser(_BeamArgumentParser):
 
 
 def _all_options_parser() -> argparse.ArgumentParser:
-    import vectorstream.runners.presets  # noqa: F401  (declares the Flink pass-through flags)
     parser = _StrictParser(allow_abbrev=False)
     seen = set()
 
@@ -195,7 +235,6 @@ def parse_options(argv: Optional[List[str]]) -> PipelineOptions:
     if vs.write_batch_bytes > 30_000_000:
         raise UsageError("--write_batch_bytes must stay under Qdrant's 32 MB request limit "
                          "(at most 30000000)")
-    from vectorstream.io.kafka import KafkaConfigError, check_secrets_by_reference
     try:
         check_secrets_by_reference(vs.kafka_extra())
     except KafkaConfigError as exc:
@@ -204,11 +243,6 @@ def parse_options(argv: Optional[List[str]]) -> PipelineOptions:
         raise UsageError("--embedding_cache_size must not be negative (0 turns it off)")
     if vs.write_retry_seconds < 0:
         raise UsageError("--write_retry_seconds must not be negative")
-    if (vs.write_in_flight or 1) > 1 and not (vs.qdrant_url and
-                                              not vs.qdrant_url.startswith("local://")):
-        raise UsageError(f"--write_in_flight {vs.write_in_flight} writes batches at once, "
-                         f"which only a Qdrant server takes: give --qdrant_url http://HOST:6333,"
-                         f" or leave --write_in_flight out for an embedded store")
     if vs.metrics_port is not None and not 0 <= vs.metrics_port <= 65535:
         raise UsageError(f"--metrics_port must be a port number (0-65535), not {vs.metrics_port}")
     if vs.dead_letter_topic_name() == vs.topic:
@@ -217,15 +251,56 @@ def parse_options(argv: Optional[List[str]]) -> PipelineOptions:
     return options
 
 
-def help_text() -> str:
+def _run_parser() -> argparse.ArgumentParser:
+    """The flags of `vectorstream run` as one parser, for its --help and docs/flags.md."""
     parser = argparse.ArgumentParser(prog="vectorstream run", add_help=False,
                                      description="Run the pipeline. Beam's own flags "
                                      "(--runner, --streaming, …) are accepted too.")
-    parser.add_argument("--bootstrap_servers", default="localhost:9092",
-                        help="Kafka bootstrap servers, host:port[,host:port].")
-    parser.add_argument("--preset", choices=("direct", "flink-local", "flink", "dataflow-gpu"),
-                        help="A runner's flags, put before yours (`vectorstream presets`).")
+    run = parser.add_argument_group("The run")
+    run.add_argument("--preset", choices=("direct", "prism", "flink-local", "flink",
+                                          "dataflow-gpu"),
+                     help="A runner's flags, put before yours (`vectorstream presets`).")
+    run.add_argument("--explain", action="store_true",
+                     help="Print the run plan (runner, reader, Python workers, store, Flink "
+                          "settings, what is fetched first) and why each choice was made; "
+                          "run nothing.")
+    run.add_argument("--bootstrap_servers", default="localhost:9092",
+                     help="Kafka bootstrap servers, host:port[,host:port] (Beam's own flag).")
     VectorStreamOptions._add_argparse_args(parser)
-    from vectorstream.runners.presets import FlinkClusterOptions
     FlinkClusterOptions._add_argparse_args(parser)
-    return parser.format_help()
+    return parser
+
+
+def help_text() -> str:
+    return _run_parser().format_help()
+
+
+def flags_markdown() -> str:
+    """docs/flags.md, generated from the options themselves (`python -m
+    vectorstream.config.options > docs/flags.md`), so it never drifts from them."""
+    lines = ["# `vectorstream run` flags", "",
+             "Generated from the options themselves by `python -m vectorstream.config.options "
+             "> docs/flags.md`; a test checks it is current. Beam's own flags (`--runner`, "
+             "`--streaming`, `--parallelism`, `--environment_type`, …) are accepted too.", ""]
+    for group in _run_parser()._action_groups:
+        actions = [a for a in group._group_actions if a.option_strings]
+        if not actions:
+            continue
+        lines += [f"## {group.title}", "", "| flag | default | what it does |", "|---|---|---|"]
+        for action in actions:
+            flag = action.option_strings[0]
+            if action.choices:
+                flag += " " + "\\|".join(str(c) for c in action.choices)
+            elif action.metavar:
+                flag += f" {action.metavar}"
+            elif action.nargs != 0:
+                flag += f" {action.dest.upper()}"
+            default = "" if action.default in (None, False) else f"`{action.default}`"
+            text = " ".join((action.help or "").split()).replace("|", "\\|")
+            lines.append(f"| `{flag}` | {default} | {text} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(flags_markdown(), end="")

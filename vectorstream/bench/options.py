@@ -1,0 +1,45 @@
+"""The flags of `vectorstream bench` (no Beam imported: the CLI builds its parser from them)."""
+from __future__ import annotations
+
+import argparse
+import os
+
+WORKLOADS = ("unique", "catalog")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workload", choices=WORKLOADS, default="unique")
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--model", help="local sentence-transformers model directory "
+                                        "(default: the packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--source", choices=("kafka", "memory"), default="kafka")
+    parser.add_argument("--bootstrap_servers", default="localhost:9092")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--store", choices=("edge", "local"), default="edge",
+                        help="our store: Qdrant Edge (as shipped) or qdrant-client local "
+                             "mode (the stock sink's store)")
+    parser.add_argument("--qdrant_url", default=os.environ.get("VECTORSTREAM_QDRANT_URL"),
+                        help="a Qdrant server both pipelines write to (a fresh collection "
+                             "each run; default: $VECTORSTREAM_QDRANT_URL, else the "
+                             "embedded stores)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="ours with this many SDK worker processes (the DirectRunner's "
+                             "multi-processing mode; needs --qdrant_url)")
+    parser.add_argument("--report", default="bench-report.json",
+                        help="JSON report path; the PNG chart goes beside it")
+    parser.add_argument("--ours_flag", action="append",
+                        help="an extra `vectorstream run` flag for ours (repeatable), "
+                             "e.g. --ours_flag=--embedding_cache_size=0")
+    parser.add_argument("--skip_stock", action="store_true")
+    parser.add_argument("--skip_ours", action="store_true")
+    parser.add_argument("--stock_events", type=int, default=None,
+                        help="Run the stock pipeline on only the first N events (it is "
+                             "slow; its rate is still per event)")
+    parser.add_argument("--store_alone", action="store_true",
+                        help="also write the same events to the embedded store alone (no "
+                             "Beam, no model) and note its memory every 10,000 points, to "
+                             "tell the pipeline's own memory from the store's")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (stores, logs)")
+    parser.add_argument("--chart_only", action="store_true",
+                        help="only draw the chart and table of an existing --report")

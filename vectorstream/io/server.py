@@ -1,0 +1,176 @@
+"""The server backend: a Qdrant server through qdrant-client (or its local mode), with
+upserts and the sink's look-ups sent without qdrant-client's per-point pydantic models."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from vectorstream.io.store import INDEXED_FIELDS, Hit, Store, StoreError, _floats, _size_mismatch
+
+
+class QdrantHTTPError(RuntimeError):
+    """A Qdrant server's HTTP error answer (status_code and headers, as the sink's
+    retry rules read them)."""
+
+    def __init__(self, status_code: int, headers, text: str):
+        super().__init__(f"Qdrant answered HTTP {status_code}: {text[:300]}")
+        self.status_code = status_code
+        self.headers = headers
+
+
+class ServerStore(Store):
+    """A Qdrant server through qdrant-client (collections, search, scroll) with upserts and
+    the sink's look-ups sent without qdrant-client's per-point pydantic models: raw gRPC
+    messages (`grpc`, the default) or a REST body serialised in one orjson call."""
+
+    def __init__(self, url: str, api_key: Optional[str] = None, timeout: float = 30.0,
+                 grpc: bool = True):
+        from qdrant_client import QdrantClient
+        self._timeout = timeout
+        self._http = None
+        if url.startswith("local://"):
+            path = url[len("local://"):]
+            self.description = f"qdrant-client local mode at {os.path.abspath(path)}"
+            self._local, self._grpc = True, False
+            try:
+                self.client = QdrantClient(path=path)
+            except RuntimeError as exc:
+                raise StoreError(str(exc)) from None
+        else:
+            self._local, self._grpc = False, grpc
+            self.description = f"Qdrant server at {url}{' (gRPC)' if grpc else ''}"
+            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout),
+                                       prefer_grpc=grpc)
+            if not grpc:
+                import httpx
+                headers = {"content-type": "application/json"}
+                if api_key:
+                    headers["api-key"] = api_key
+                self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers,
+                                          timeout=timeout)
+
+    def ensure_collection(self, name: str, dim: int) -> None:
+        from qdrant_client import models
+        try:
+            exists = self.client.collection_exists(name)
+        except Exception as exc:
+            raise StoreError(f"{self.description} is not reachable ({exc}): start it, or check "
+                             f"--qdrant_url and QDRANT_API_KEY.") from None
+        if not exists:
+            self.client.create_collection(name, vectors_config=models.VectorParams(
+                size=dim, distance=models.Distance.COSINE))
+        else:
+            params = self.client.get_collection(name).config.params.vectors
+            have = getattr(params, "size", None)
+            if have is not None and have != dim:
+                raise _size_mismatch(name, have, dim)
+        if not self._local:  # local mode has no payload indexes (it warns and ignores them)
+            kinds = {"keyword": models.PayloadSchemaType.KEYWORD,
+                     "datetime": models.PayloadSchemaType.DATETIME}
+            for field, kind in INDEXED_FIELDS.items():
+                self.client.create_payload_index(name, field, kinds[kind])
+
+    def upsert(self, name, points):
+        if self._grpc:
+            from qdrant_client import grpc as qgrpc
+            from qdrant_client.conversions.conversion import payload_to_grpc
+            # Built in place from nested arguments (protobuf makes the whole tree at once;
+            # constructing each message and copying it into its parent costs twice this).
+            request = qgrpc.UpsertPoints(collection_name=name, wait=True)
+            add = request.points.add
+            for p in points:
+                add(id={"uuid": p.id}, vectors={"vector": {"data": _floats(p.vector)}},
+                    payload=payload_to_grpc(p.payload))
+            self.client.grpc_points.Upsert(request, timeout=self._timeout)
+        elif self._http is not None:
+            import orjson
+            body = orjson.dumps({"points": [{"id": p.id, "vector": p.vector,
+                                             "payload": p.payload} for p in points]},
+                                option=orjson.OPT_SERIALIZE_NUMPY)
+            self._request("PUT", f"/collections/{name}/points?wait=true", body)
+        else:
+            from qdrant_client import models
+            self.client.upsert(name, points=[
+                models.PointStruct(id=p.id, vector=_floats(p.vector), payload=p.payload)
+                for p in points], wait=True)
+
+    def _request(self, method: str, path: str, body: bytes):
+        import orjson
+        response = self._http.request(method, path, content=body)
+        if response.status_code >= 400:
+            raise QdrantHTTPError(response.status_code, response.headers, response.text)
+        return orjson.loads(response.content)["result"]
+
+    def count(self, name):
+        return self.client.count(name, exact=True).count
+
+    def payload_field(self, name, ids, field):
+        if self._grpc:
+            from qdrant_client import grpc as qgrpc
+            from qdrant_client.conversions.conversion import value_to_json
+            response = self.client.grpc_points.Get(qgrpc.GetPoints(
+                collection_name=name, ids=[qgrpc.PointId(uuid=i) for i in ids],
+                with_payload=qgrpc.WithPayloadSelector(
+                    include=qgrpc.PayloadIncludeSelector(fields=[field])),
+                with_vectors=qgrpc.WithVectorsSelector(enable=False)), timeout=self._timeout)
+            return {r.id.uuid: value_to_json(r.payload[field]) for r in response.result
+                    if field in r.payload}
+        if self._http is not None:
+            import orjson
+            records = self._request("POST", f"/collections/{name}/points", orjson.dumps(
+                {"ids": list(ids), "with_payload": [field], "with_vector": False}))
+            return {str(r["id"]): r["payload"][field] for r in records
+                    if field in (r.get("payload") or {})}
+        records = self.client.retrieve(name, ids=list(ids), with_payload=[field],
+                                       with_vectors=False)
+        return {str(r.id): r.payload[field] for r in records if field in (r.payload or {})}
+
+    def search(self, name, vector, limit=5, match=None):
+        from qdrant_client import models
+        flt = None
+        if match:
+            flt = models.Filter(must=[models.FieldCondition(key=k, match=models.MatchValue(value=v))
+                                      for k, v in match.items()])
+        result = self.client.query_points(name, query=list(map(float, vector)), limit=limit,
+                                          query_filter=flt, with_payload=True)
+        return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in result.points]
+
+    def matching(self, name, match, limit=1000, with_vector=True):
+        from qdrant_client import models
+        records, _ = self.client.scroll(name, limit=limit, with_payload=True,
+                                        with_vectors=with_vector, scroll_filter=models.Filter(
+                                            must=[models.FieldCondition(
+                                                key=k, match=models.MatchValue(value=v))
+                                                for k, v in match.items()]))
+        return [Hit(str(r.id), 1.0, dict(r.payload or {}),
+                    list(r.vector) if with_vector and r.vector is not None else None)
+                for r in records]
+
+    def recommend(self, name, positives, negatives, limit, exclude=None):
+        from qdrant_client import models
+        flt = None
+        if exclude:
+            flt = models.Filter(must_not=[models.FieldCondition(
+                key=k, match=models.MatchAny(any=list(v))) for k, v in exclude.items() if v])
+        result = self.client.query_points(
+            name, query=models.RecommendQuery(recommend=models.RecommendInput(
+                positive=[_floats(v) for v in positives],
+                negative=[_floats(v) for v in negatives],
+                strategy=models.RecommendStrategy.SUM_SCORES)),
+            query_filter=flt, limit=limit, with_payload=True)
+        return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in result.points]
+
+    def scroll(self, name, batch=1000):
+        offset = None
+        while True:
+            records, offset = self.client.scroll(name, limit=batch, offset=offset,
+                                                 with_payload=True)
+            for r in records:
+                yield Hit(str(r.id), 1.0, dict(r.payload or {}))
+            if offset is None:
+                return
+
+    def close(self):
+        if self._http is not None:
+            self._http.close()
+        self.client.close()

