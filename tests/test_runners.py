@@ -254,3 +254,13 @@ def test_flink_mini_cluster_with_python_workers_in_processes_of_their_own(kafka,
     log = re.search(r"Python SDK worker pool at \S+ \(log (\S+)\)", output).group(1)
     with open(log) as fh:
         assert fh.read().count("Starting worker with command") >= 2
+
+
+def test_several_direct_runner_workers_are_refused_in_one_line():
+    """Beam's DirectRunner with more than one worker drops a splittable read's checkpoints
+    (docs/performance.md, "The DirectRunner's workers"): the plan refuses it."""
+    for workers in ("2", "0"):
+        with pytest.raises(UsageError, match=f"--direct_num_workers {workers} loses events"):
+            resolve(["--direct_num_workers", workers, "--direct_running_mode",
+                     "multi_processing"])
+    assert resolve(["--direct_num_workers", "1"]).runner == "DirectRunner"

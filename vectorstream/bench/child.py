@@ -14,7 +14,7 @@ from vectorstream.bench.measure import (Sampler, cpu_seconds, listening_pid,
 from vectorstream.bench.ours import build_ours
 from vectorstream.bench.source import Clock
 from vectorstream.bench.stock import build_stock
-from vectorstream.bench.stores import create_stock_collection, stored_count, stored_times_of
+from vectorstream.bench.stores import create_stock_collection, stored_count
 from vectorstream.bench.workloads import COLLECTION
 
 def run_child(which: str, spec_path: str) -> None:
@@ -30,11 +30,8 @@ def run_child(which: str, spec_path: str) -> None:
     rss.start()
     if which == "stock":
         create_stock_collection(spec, spec["dim"])
-    workers = spec.get("workers", 1) if which == "ours" else 1
-    runner_flags = (["--direct_running_mode", "multi_processing", "--direct_num_workers",
-                     str(workers)] if workers > 1 else ["--direct_num_workers", "1"])
     pipeline = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
-        runner_flags))
+        ["--direct_num_workers", "1"]))
     (build_ours if which == "ours" else build_stock)(pipeline, spec)
     server_pid = listening_pid(spec["qdrant_url"]) if spec.get("qdrant_url") else None
     cpu_before, server_before = cpu_seconds(), process_cpu_seconds(server_pid)
@@ -46,8 +43,6 @@ def run_child(which: str, spec_path: str) -> None:
     from vectorstream.telemetry import percentile
     rss.stop()
     end_rss = rss_mb()
-    if workers > 1:  # the writers were other processes: read it off the points
-        Clock.stored = stored_times_of(spec)
     latencies = sorted(v for _, v in Clock.stored)
     last = max((t for t, _ in Clock.stored), default=ended)
     first = Clock.first_read or started
@@ -76,7 +71,6 @@ def run_child(which: str, spec_path: str) -> None:
         "server_cpu_s": None if server_cpu_s is None else round(server_cpu_s, 2),
         "server_us_per_event": (None if server_cpu_s is None else
                                 round(server_cpu_s / max(len(latencies), 1) * 1e6, 1)),
-        "workers": workers,
         "processing_s": round(last - first, 2), "wall_s": round(ended - started, 2),
         "startup_s": round(first - started, 2), "first_read": first, "last_stored": last,
     }

@@ -38,16 +38,8 @@ def run_bench(args) -> Dict:
             "dim": model.dim, "device": args.device, "source": args.source,
             "store": args.store, "topic": f"bench-{args.workload}-{run_id}",
             "bootstrap": args.bootstrap_servers, "ours_flags": ours_flags,
-            "qdrant_url": args.qdrant_url, "workers": args.workers,
+            "qdrant_url": args.qdrant_url, "grpc_port": args.qdrant_grpc_port,
             "collection": f"bench-{run_id}" if args.qdrant_url else COLLECTION}
-    if args.workers > 1 and not args.qdrant_url:
-        raise UsageError("--workers above 1 writes from several processes: give --qdrant_url "
-                         "(an embedded store takes one writer process)")
-    if args.workers > 1 and args.source == "kafka":
-        # Measured 2026-12-02: 32,536 of 200,000 events stored, and the run ended as if done.
-        raise UsageError("--workers above 1 with --source kafka loses events in the "
-                         "DirectRunner's multi-processing mode: use --source memory, or "
-                         "Flink's parallelism (docs/runners.md) for several Kafka readers")
     if args.source == "kafka":
         from vectorstream.io.kafka_admin import check_reachable, ensure_topic
         from vectorstream.io.produce import produce
@@ -64,7 +56,7 @@ def run_bench(args) -> Dict:
                          if args.source == "kafka" else
                          "pre-encoded messages in memory through the same parsing code "
                          "(no Kafka on this machine)"),
-              "model": model.name, "ours_flags": ours_flags, "workers": args.workers,
+              "model": model.name, "ours_flags": ours_flags,
               "store": {
                   "ours": (f"Qdrant server at {args.qdrant_url}" if args.qdrant_url else
                            "Qdrant Edge (embedded shard)" if args.store == "edge"

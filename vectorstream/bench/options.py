@@ -23,9 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a Qdrant server both pipelines write to (a fresh collection "
                              "each run; default: $VECTORSTREAM_QDRANT_URL, else the "
                              "embedded stores)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="ours with this many SDK worker processes (the DirectRunner's "
-                             "multi-processing mode; needs --qdrant_url)")
+    parser.add_argument("--qdrant_grpc_port", type=int, default=None,
+                        help="the server's gRPC port (default: 6334 when --qdrant_url is on "
+                             "Qdrant's default port 6333; elsewhere it must be given)")
     parser.add_argument("--report", default="bench-report.json",
                         help="JSON report path; the PNG chart goes beside it")
     parser.add_argument("--ours_flag", action="append",

@@ -25,5 +25,4 @@ def build_ours(pipeline, spec: Dict) -> None:
         flags += ["--qdrant_path", os.path.join(spec["dir"], "ours-store")]
     plan = resolve(flags)
     vs = plan.vs
-    build(pipeline, plan, source=BenchSource(spec, vs.batch_events, vs.window_seconds,
-                                                spec.get("workers", 1)))
+    build(pipeline, plan, source=BenchSource(spec, vs.batch_events, vs.window_seconds))

@@ -59,13 +59,11 @@ class BenchSource(beam.PTransform):
     """The events of one benchmark run, in batches (lists of KafkaMessage) as our reader
     gives them: read from Kafka, or pre-encoded, then stamped."""
 
-    def __init__(self, spec: Dict, batch: int = 512, window_seconds: Optional[float] = None,
-                 workers: int = 1):
+    def __init__(self, spec: Dict, batch: int = 512, window_seconds: Optional[float] = None):
         super().__init__()
         self._spec = spec
         self._batch = batch
         self._window_seconds = window_seconds
-        self._workers = workers
 
     def expand(self, pbegin):
         spec = self._spec
@@ -82,10 +80,4 @@ class BenchSource(beam.PTransform):
                         | "Pre-encoded messages" >> beam.ParDo(
                             _EmitChunk(spec["messages"], spec["topic"], chunk,
                                        spec["events"], self._batch)))
-        stamped = messages | "Stamp read time" >> beam.Map(_stamp).with_output_types(
-            typing.Any)
-        if self._workers > 1:
-            # The DirectRunner's worker processes share a stage's input only when the
-            # runner holds it: hand the batches over (one reader, N writers).
-            stamped = stamped | "To the workers" >> beam.Reshuffle()
-        return stamped
+        return messages | "Stamp read time" >> beam.Map(_stamp).with_output_types(typing.Any)

@@ -64,11 +64,3 @@ def stored_times(store, collection: str) -> List[tuple]:
             hit.payload["ingested_at"].replace("Z", "+00:00")).timestamp()
         out.append((stored, stored - hit.payload["kafka"]["timestamp_ms"] / 1000.0))
     return out
-
-
-def stored_times_of(spec: Dict) -> List[tuple]:
-    store = ours_store(spec)
-    try:
-        return stored_times(store, collection_of(spec, "ours"))
-    finally:
-        store.close()

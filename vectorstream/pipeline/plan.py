@@ -21,7 +21,8 @@ import types
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from apache_beam.options.pipeline_options import (FlinkRunnerOptions, GoogleCloudOptions,
+from apache_beam.options.pipeline_options import (DirectOptions, FlinkRunnerOptions,
+                                                  GoogleCloudOptions,
                                                   PipelineOptions, PortableOptions,
                                                   PrismRunnerOptions, StandardOptions)
 
@@ -218,6 +219,19 @@ def from_options(options: PipelineOptions, given: Sequence[str] = (),
             "--kafka_reader java on Prism reads bounded runs only: KafkaIO commits its "
             "offsets in a step Prism cannot run (it lacks beam:requirement:pardo:"
             "stable_input:v1); stream with --kafka_reader python, or on Flink")
+
+    if runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
+        workers = options.view_as(DirectOptions).direct_num_workers
+        if workers != 1:
+            # Beam's ParallelBundleManager merges the workers' answers without their
+            # residual roots: a splittable read's checkpoint (our reader's, every bundle)
+            # is dropped, and the read ends after its first bundle as if done
+            # (docs/performance.md, "The DirectRunner's workers").
+            raise UsageError(
+                f"--direct_num_workers {workers} loses events: with more than one worker "
+                f"Beam's DirectRunner drops the Kafka reader's checkpoints after its first "
+                f"bundle and the run ends as if done; leave it at 1, or scale out on Flink "
+                f"(--preset flink-local --sdk_worker_parallelism N)")
 
     # Flink's settings, unless the flags say otherwise.
     why["flink"] = "the flags, and two defaults on Flink: "
