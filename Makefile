@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test-deps demo test kafka-start kafka-stop up down clean
+.PHONY: setup test-deps demo test test-server kafka-start kafka-stop up down clean
 
 setup: $(VENV)/.installed
 
@@ -29,8 +29,16 @@ test-deps:
 
 ## test: the whole suite against a real broker, the real model and a real Qdrant store
 ## (Flink's and Beam's Java pieces are built or downloaded on first use)
+## (tests marked `server` need a Qdrant server and are skipped here: see test-server)
 test: setup test-deps
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -rs tests
+
+## test-server: every test that needs a Qdrant server, against VECTORSTREAM_QDRANT_URL
+## (no registry here ships a server: build one, start it, point this at it)
+test-server: setup test-deps
+	@test -n "$$VECTORSTREAM_QDRANT_URL" || { echo "make test-server needs a Qdrant server: \
+	VECTORSTREAM_QDRANT_URL=http://HOST:6333 make test-server"; exit 2; }
+	$(PY) -m pytest -q -rs -m server tests
 
 kafka-start: setup
 	$(VENV)/bin/vectorstream kafka start

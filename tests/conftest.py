@@ -13,6 +13,27 @@ KAFKA_SASL_PORT = KAFKA_PORT + 2  # SASL_PLAINTEXT (PLAIN) listener of the same 
 SASL_USER, SASL_PASSWORD = "vectorstream", "s3cr3t-Pa55word"
 
 
+SERVER_URL = os.environ.get("VECTORSTREAM_QDRANT_URL")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `server` need a Qdrant server (no registry here ships one): without
+    VECTORSTREAM_QDRANT_URL they are skipped, saying how to run them."""
+    if SERVER_URL:
+        return
+    skip = pytest.mark.skip(reason="needs a Qdrant server: run `VECTORSTREAM_QDRANT_URL="
+                                   "http://HOST:6333 make test-server`")
+    for item in items:
+        if "server" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def qdrant_url():
+    """The Qdrant server of the `server` tests."""
+    return SERVER_URL
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory):
     """A KRaft broker on 127.0.0.1 started for the tests (jars from Maven Central); None

@@ -91,15 +91,13 @@ def test_a_task_manager_killed_mid_stream_loses_and_doubles_nothing(kafka, tmp_p
     assert _job(cluster, "CANCELED") is not None, "Ctrl-C cancelled the job on the cluster"
 
 
+@pytest.mark.server
 def test_python_workers_in_their_own_processes_write_to_a_qdrant_server(kafka, tmp_path,
-                                                                        cluster):
+                                                                        cluster, qdrant_url):
     """The `flink` preset as shipped: the Python code in the worker pool's processes (one
     per SDK worker, two task managers), writing to a Qdrant server at once."""
-    url = os.environ.get("VECTORSTREAM_QDRANT_URL")
-    if not url:
-        pytest.skip("set VECTORSTREAM_QDRANT_URL to a Qdrant server to run this")
     run_end_to_end(kafka, tmp_path, flags(cluster, "--sdk_worker_parallelism", "2"),
-                   bounded=True, qdrant_url=url)
+                   bounded=True, qdrant_url=qdrant_url)
 
 
 def _failures(cluster, job_id):

@@ -13,14 +13,14 @@ from vectorstream.io.qdrant import Point, StoreError, open_store
 SERVER = os.environ.get("VECTORSTREAM_QDRANT_URL")
 
 
-@pytest.fixture(params=["edge", "client-local", "server-grpc", "server-rest"])
+@pytest.fixture(params=["edge", "client-local",
+                        pytest.param("server-grpc", marks=pytest.mark.server),
+                        pytest.param("server-rest", marks=pytest.mark.server)])
 def store_args(request, tmp_path):
     if request.param == "edge":
         return {"path": str(tmp_path / "edge")}
     if request.param == "client-local":
         return {"url": f"local://{tmp_path / 'local'}"}
-    if not SERVER:
-        pytest.skip("set VECTORSTREAM_QDRANT_URL to a Qdrant server to run this")
     return {"url": SERVER, "grpc": request.param == "server-grpc"}
 
 
@@ -129,3 +129,73 @@ def test_embedded_store_held_by_another_process_says_what_to_do(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+class _Listener:
+    """A TCP port that counts who connects (and hangs up on them): a stand-in for a server
+    port, to see where a command's connections go."""
+
+    def __init__(self, port=0):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_server_off_the_default_port_gets_its_grpc_port_named_never_guessed():
+    """Two servers on one machine: `--qdrant_url http://HOST:6343` once wrote to the server
+    on 6333/6334, as the gRPC port was fixed at 6334. Now a URL off Qdrant's default port
+    needs --qdrant_grpc_port, in one line, for run and for the commands that read; given
+    one, only that port is reached, and nothing reaches 6334."""
+    import subprocess
+    import sys
+    rest, grpc = _Listener(), _Listener()
+    try:
+        default_grpc = _Listener(6334)
+    except OSError:  # a real server holds it: nothing of ours may reach it either way
+        default_grpc = None
+    url = f"http://127.0.0.1:{rest.port}"
+    try:
+        for argv in (["run", "--qdrant_url", url, "--explain"], ["stats", "--qdrant_url", url],
+                     ["search", "x", "--qdrant_url", url]):
+            proc = subprocess.run([sys.executable, "-m", "vectorstream", *argv],
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr.strip().splitlines() == [
+                f"vectorstream: error: --qdrant_url {url} is not on Qdrant's default port "
+                f"6333, so its gRPC port cannot be guessed: give --qdrant_grpc_port PORT (the "
+                f"server's service.grpc_port), or --qdrant_grpc off to use REST only"]
+        assert rest.connections == grpc.connections == 0
+        proc = subprocess.run([sys.executable, "-m", "vectorstream", "run", "--qdrant_url", url,
+                               "--qdrant_grpc_port", str(grpc.port), "--explain"],
+                              capture_output=True, text=True, timeout=120)
+        assert f"gRPC on port {grpc.port}" in proc.stdout, proc.stderr
+        proc = subprocess.run([sys.executable, "-m", "vectorstream", "stats", "--qdrant_url",
+                               url, "--qdrant_grpc_port", str(grpc.port)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert "does not answer" in proc.stderr, proc.stderr
+        assert grpc.connections > 0, "the gRPC port given was the one tried"
+        if default_grpc is not None:
+            assert default_grpc.connections == 0, "nothing reached the default gRPC port"
+    finally:
+        for listener in (rest, grpc, default_grpc):
+            if listener is not None:
+                listener.close()

@@ -240,14 +240,14 @@ def test_streaming_with_the_java_reader_on_prism_is_refused_in_one_line(kafka, t
     assert "Traceback" not in proc.stderr
 
 
-def test_flink_mini_cluster_with_python_workers_in_processes_of_their_own(kafka, tmp_path):
+@pytest.mark.server
+def test_flink_mini_cluster_with_python_workers_in_processes_of_their_own(kafka, tmp_path,
+                                                                          qdrant_url):
     """`--sdk_worker_parallelism 2` on the mini-cluster: `vectorstream run` starts a Python
     worker pool for the run, Flink asks it for two SDK workers, each a process, both
     writing to one Qdrant server."""
     import re
-    url = os.environ.get("VECTORSTREAM_QDRANT_URL")
-    if not url:
-        pytest.skip("set VECTORSTREAM_QDRANT_URL to a Qdrant server to run this")
+    url = qdrant_url
     output = run_end_to_end(kafka, tmp_path, [
         "--preset", "flink-local", "--sdk_worker_parallelism", "2",
         "--checkpointing_interval", "2000"], bounded=True, qdrant_url=url)

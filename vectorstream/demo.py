@@ -98,7 +98,9 @@ def _demo(args, bootstrap: str) -> int:
     ensure_topic(bootstrap, topic, partitions=2)
     messages = list(generate(args.count, products=args.products, bad_fraction=args.bad_fraction))
     bad = sum(1 for m in messages if m[2] is None)
-    store_flags = (["--qdrant_url", args.qdrant_url] if args.qdrant_url
+    store_flags = (["--qdrant_url", args.qdrant_url, "--qdrant_grpc", args.qdrant_grpc]
+                   + (["--qdrant_grpc_port", str(args.qdrant_grpc_port)]
+                      if args.qdrant_grpc_port else []) if args.qdrant_url
                    else ["--qdrant_path", args.qdrant_path])
     argv = ["--bootstrap_servers", bootstrap, "--topic", topic, "--consumer_group", topic,
             "--max_num_records", str(len(messages)),
@@ -133,7 +135,8 @@ def _demo(args, bootstrap: str) -> int:
 
     from vectorstream.pipeline.launch import counters as read_counters
     counters = read_counters(outcome["result"])
-    store = open_store(url=args.qdrant_url, path=None if args.qdrant_url else args.qdrant_path)
+    store = open_store(url=args.qdrant_url, path=None if args.qdrant_url else args.qdrant_path,
+                       grpc=args.qdrant_grpc == "on", grpc_port=args.qdrant_grpc_port)
     try:
         report = latency_report(store.scroll(args.collection), topic)
         total = store.count(args.collection)

@@ -19,6 +19,8 @@ def build_ours(pipeline, spec: Dict) -> None:
         flags += ["--model", spec["model"]]
     if spec.get("qdrant_url"):
         flags += ["--qdrant_url", spec["qdrant_url"], "--collection", collection_of(spec, "ours")]
+        if spec.get("grpc_port"):
+            flags += ["--qdrant_grpc_port", str(spec["grpc_port"])]
     elif spec["store"] == "local":
         flags += ["--qdrant_url", "local://" + os.path.join(spec["dir"], "ours-store")]
     else:

@@ -33,7 +33,7 @@ def create_stock_collection(spec: Dict, dim: int) -> None:
 def ours_store(spec: Dict):
     from vectorstream.io.qdrant import open_store
     if spec.get("qdrant_url"):
-        return open_store(url=spec["qdrant_url"])
+        return open_store(url=spec["qdrant_url"], grpc_port=spec.get("grpc_port"))
     where = os.path.join(spec["dir"], "ours-store")
     return (open_store(url="local://" + where) if spec["store"] == "local"
             else open_store(path=where))

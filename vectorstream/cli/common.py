@@ -2,6 +2,7 @@
 opening a store for reading."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import List
 
@@ -18,6 +19,11 @@ def store_flags(parser) -> None:
                         help="Qdrant server URL, or local://DIR for qdrant-client local mode; "
                              "overrides --qdrant_path.")
     parser.add_argument("--collection", default="ecommerce_events")
+    parser.add_argument("--qdrant_grpc", choices=("on", "off"), default="on",
+                        help="With --qdrant_url: gRPC (on) or REST only (off).")
+    parser.add_argument("--qdrant_grpc_port", type=int, default=None, metavar="PORT",
+                        help="The server's gRPC port; default 6334 only when --qdrant_url "
+                             "is on port 6333 (elsewhere it must be given).")
 
 
 def kafka_flags(parser) -> None:
@@ -30,7 +36,32 @@ def open_for_reading(args):
     is read from a copy taken now (said on stderr by `note_copy`)."""
     from vectorstream.io.qdrant import open_store
     return open_store(url=args.qdrant_url, path=None if args.qdrant_url else args.qdrant_path,
-                      read_only=True)
+                      read_only=True, grpc=args.qdrant_grpc == "on",
+                      grpc_port=args.qdrant_grpc_port)
+
+
+@contextlib.contextmanager
+def reading(args):
+    """The store the flags name, open for reading while the block runs: a server that does
+    not answer is one line saying what to check, and an embedded store a pipeline holds is
+    read from a copy (said on stderr)."""
+    from vectorstream.io.store import is_transient
+    store = open_for_reading(args)
+    try:
+        yield store
+        note_copy(store)
+    except Exception as exc:  # pylint: disable=broad-except
+        if not is_transient(exc):
+            raise
+        raise CliError(f"{store.description} does not answer ({_first_line(exc)}): start it, "
+                       f"or check --qdrant_url, --qdrant_grpc_port and QDRANT_API_KEY") from None
+    finally:
+        store.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
 
 def note_copy(store) -> None:

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import json
 
-from vectorstream.cli.common import (CliError, note_copy, open_for_reading, parse_filters,
-                                     store_flags)
+from vectorstream.cli.common import CliError, parse_filters, reading, store_flags
 
 
 def cmd_search(args, extra) -> int:
     from vectorstream.transforms.model import embed_query
     match = parse_filters(args.filter)
-    vector = embed_query(args.text, args.model)
-    store = open_for_reading(args)
-    try:
-        hits = store.search(args.collection, vector, limit=args.limit, match=match)
-        note_copy(store)
-    finally:
-        store.close()
+    with reading(args) as store:  # the store first: a store that does not answer fails fast
+        hits = store.search(args.collection, embed_query(args.text, args.model),
+                            limit=args.limit, match=match)
     if args.json:
         print(json.dumps([{"id": h.id, "score": h.score, "payload": h.payload} for h in hits],
                          ensure_ascii=False, indent=2))
@@ -35,27 +30,11 @@ def cmd_recommend(args, extra) -> int:
     from vectorstream.io import recommend
     if bool(args.user) == bool(args.product):
         raise CliError("give one of --user USER_ID or --product PRODUCT_ID")
-    store = open_for_reading(args)
-    try:
-        if args.user:
-            recs, basis = recommend.for_user(store, args.collection, args.user,
-                                             limit=args.limit, recent=args.recent)
-            source = {"user_id": args.user, "events": basis.events, "by_type": basis.by_type,
-                      "excluded_products": basis.excluded_products}
-            title = (f"For user {args.user} (from {basis.events} recent events: "
-                     + ", ".join(f"{n} {k}" for k, n in sorted(basis.by_type.items()))
-                     + f"; the {len(basis.excluded_products)} products they bought or saw "
-                       "left out)")
-        else:
-            recs, product = recommend.for_product(store, args.collection, args.product,
-                                                  limit=args.limit)
-            source = {"product": product}
-            title = f"Like {product.get('name')} ({args.product})"
-        note_copy(store)
-    except recommend.NothingToRecommendFrom as exc:
-        raise CliError(f"{exc}: check the id, --collection and the store flags")
-    finally:
-        store.close()
+    with reading(args) as store:
+        try:
+            recs, source, title = _recommend(store, args)
+        except recommend.NothingToRecommendFrom as exc:
+            raise CliError(f"{exc}: check the id, --collection and the store flags")
     if args.json:
         print(json.dumps(recommend.as_json(recs, source), ensure_ascii=False, indent=2))
         return 0
@@ -69,13 +48,28 @@ def cmd_recommend(args, extra) -> int:
     return 0
 
 
+def _recommend(store, args):
+    from vectorstream.io import recommend
+    if args.user:
+        recs, basis = recommend.for_user(store, args.collection, args.user,
+                                         limit=args.limit, recent=args.recent)
+        source = {"user_id": args.user, "events": basis.events, "by_type": basis.by_type,
+                  "excluded_products": basis.excluded_products}
+        title = (f"For user {args.user} (from {basis.events} recent events: "
+                 + ", ".join(f"{n} {k}" for k, n in sorted(basis.by_type.items()))
+                 + f"; the {len(basis.excluded_products)} products they bought or saw "
+                   "left out)")
+    else:
+        recs, product = recommend.for_product(store, args.collection, args.product,
+                                              limit=args.limit)
+        source = {"product": product}
+        title = f"Like {product.get('name')} ({args.product})"
+    return recs, source, title
+
+
 def cmd_stats(args, extra) -> int:
-    store = open_for_reading(args)
-    try:
+    with reading(args) as store:
         points = store.count(args.collection)
-        note_copy(store)
-    finally:
-        store.close()
     info = {"store": store.description, "collection": args.collection, "points": points}
     if args.json:
         print(json.dumps(info))

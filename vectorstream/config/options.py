@@ -136,8 +136,13 @@ class VectorStreamOptions(PipelineOptions):
                             help="How long transient Qdrant failures are retried (with "
                                  "backoff) before the bundle fails.")
         qdrant.add_argument("--qdrant_grpc", type=_on_off, default=True, metavar="on|off",
-                            help="With --qdrant_url: upsert over gRPC (port 6334), off: "
-                                 "over REST.")
+                            help="With --qdrant_url: talk gRPC to the server (upserts, the "
+                                 "sink's look-ups), off: REST only.")
+        qdrant.add_argument("--qdrant_grpc_port", type=int, default=None, metavar="PORT",
+                            help="The server's gRPC port (Qdrant's service.grpc_port). "
+                                 "Default: 6334 when --qdrant_url is on Qdrant's default port "
+                                 "6333; a server elsewhere must be given one (or --qdrant_grpc "
+                                 "off), it is never guessed.")
         qdrant.add_argument("--write_in_flight", type=_positive_int, default=None,
                             help="Batches a sink writes at once (default: 4 to a Qdrant "
                                  "server, 1 to an embedded store).")

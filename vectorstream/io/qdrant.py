@@ -31,12 +31,14 @@ def qdrant_api_key() -> Optional[str]:
 
 
 def open_store(url: Optional[str] = None, path: Optional[str] = None,
-               read_only: bool = False, grpc: bool = True) -> Store:
+               read_only: bool = False, grpc: bool = True,
+               grpc_port: Optional[int] = None) -> Store:
     """The store the flags name: --qdrant_url wins when given, else --qdrant_path.
     `read_only` (search, stats) may read a copy of an embedded store a pipeline holds;
-    `grpc` picks gRPC over REST for a server's upserts."""
+    `grpc` picks gRPC over REST for a server, on `grpc_port` (default: 6334 when the URL
+    is on port 6333; elsewhere it must be given: `server.grpc_port_for`)."""
     if url:
-        return ServerStore(url, api_key=qdrant_api_key(), grpc=grpc)
+        return ServerStore(url, api_key=qdrant_api_key(), grpc=grpc, grpc_port=grpc_port)
     if not path:
         raise StoreError("no Qdrant store given: set --qdrant_path DIR or --qdrant_url URL.")
     return EdgeStore(path, read_only=read_only)

@@ -18,13 +18,39 @@ class QdrantHTTPError(RuntimeError):
         self.headers = headers
 
 
+QDRANT_REST_PORT, QDRANT_GRPC_PORT = 6333, 6334
+
+
+def grpc_port_for(url: str, given: Optional[int] = None) -> int:
+    """The gRPC port of the server at `url`: `given` (--qdrant_grpc_port), or Qdrant's
+    default 6334 when the URL is on Qdrant's default port 6333 (or names none). A server
+    on another port has its gRPC port elsewhere too, and guessing would write to another
+    server: refused, saying what to give."""
+    from urllib.parse import urlparse
+    if given is not None:
+        if not 0 < given < 65536:
+            raise StoreError(f"--qdrant_grpc_port must be a port number, not {given}")
+        return given
+    try:
+        port = urlparse(url).port
+    except ValueError:
+        raise StoreError(f"--qdrant_url {url!r} has no valid port: give "
+                         f"http(s)://HOST:PORT") from None
+    if port in (None, QDRANT_REST_PORT):
+        return QDRANT_GRPC_PORT
+    raise StoreError(f"--qdrant_url {url} is not on Qdrant's default port "
+                     f"{QDRANT_REST_PORT}, so its gRPC port cannot be guessed: give "
+                     f"--qdrant_grpc_port PORT (the server's service.grpc_port), or "
+                     f"--qdrant_grpc off to use REST only")
+
+
 class ServerStore(Store):
     """A Qdrant server through qdrant-client (collections, search, scroll) with upserts and
     the sink's look-ups sent without qdrant-client's per-point pydantic models: raw gRPC
     messages (`grpc`, the default) or a REST body serialised in one orjson call."""
 
     def __init__(self, url: str, api_key: Optional[str] = None, timeout: float = 30.0,
-                 grpc: bool = True):
+                 grpc: bool = True, grpc_port: Optional[int] = None):
         from qdrant_client import QdrantClient
         self._timeout = timeout
         self._http = None
@@ -38,9 +64,12 @@ class ServerStore(Store):
                 raise StoreError(str(exc)) from None
         else:
             self._local, self._grpc = False, grpc
-            self.description = f"Qdrant server at {url}{' (gRPC)' if grpc else ''}"
+            # REST alone never opens a gRPC channel: the port matters only with gRPC.
+            port = grpc_port_for(url, grpc_port) if grpc else (grpc_port or QDRANT_GRPC_PORT)
+            self.description = f"Qdrant server at {url}" + (f" (gRPC port {port})" if grpc
+                                                            else " (REST)")
             self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout),
-                                       prefer_grpc=grpc)
+                                       prefer_grpc=grpc, grpc_port=port)
             if not grpc:
                 import httpx
                 headers = {"content-type": "application/json"}

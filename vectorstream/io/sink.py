@@ -34,6 +34,7 @@ from apache_beam.utils.retry import FuzzedExponentialIntervals
 from apache_beam.utils.windowed_value import WindowedValue
 
 from vectorstream.io.qdrant import Point, Store, open_store
+from vectorstream.io.store import is_transient, retry_after_seconds
 from vectorstream import telemetry
 from vectorstream.transforms.events import format_time
 from vectorstream.transforms.parse import FINGERPRINT_PREFIX, event_dead_letter
@@ -43,25 +44,27 @@ _LOG = logging.getLogger(__name__)
 _STORES: Dict[Tuple, List] = {}  # key -> [store, users]
 _STORES_LOCK = threading.Lock()
 
-TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
-TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
 
 
 def acquire_store(url: Optional[str], path: Optional[str],
-                  opener: Callable[..., Store] = open_store, grpc: bool = True) -> Store:
+                  opener: Callable[..., Store] = open_store, grpc: bool = True,
+                  grpc_port: Optional[int] = None) -> Store:
     with _STORES_LOCK:
-        key = (url, path, opener, grpc)
+        key = (url, path, opener, grpc, grpc_port)
         entry = _STORES.get(key)
         if entry is None:
-            entry = _STORES[key] = [opener(url=url, path=path, grpc=grpc), 0]
+            # (a gRPC port is passed only when set: tests' openers take the three others)
+            extra = {"grpc_port": grpc_port} if grpc_port is not None else {}
+            entry = _STORES[key] = [opener(url=url, path=path, grpc=grpc, **extra), 0]
         entry[1] += 1
         return entry[0]
 
 
 def release_store(url: Optional[str], path: Optional[str],
-                  opener: Callable[..., Store] = open_store, grpc: bool = True) -> None:
+                  opener: Callable[..., Store] = open_store, grpc: bool = True,
+                  grpc_port: Optional[int] = None) -> None:
     with _STORES_LOCK:
-        key = (url, path, opener, grpc)
+        key = (url, path, opener, grpc, grpc_port)
         entry = _STORES.get(key)
         if entry is None:
             return
@@ -80,44 +83,6 @@ def close_all_stores() -> None:
         _STORES.clear()
     for store, _users in entries:
         store.close()
-
-
-def retry_after_seconds(exc: BaseException) -> Optional[float]:
-    headers = getattr(exc, "headers", None) or {}
-    try:
-        value = headers.get("retry-after") or headers.get("Retry-After")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures that go away by themselves (the service is down or busy)."""
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        return status in TRANSIENT_HTTP
-    code = getattr(exc, "code", None)
-    if callable(code):  # grpc.RpcError
-        try:
-            return getattr(code(), "name", "") in TRANSIENT_GRPC
-        except Exception:  # pylint: disable=broad-except
-            return False
-    try:
-        from qdrant_client.http.exceptions import ResponseHandlingException
-        if isinstance(exc, ResponseHandlingException):  # transport errors, timeouts
-            return True
-    except ImportError:
-        pass
-    try:
-        import httpx
-        if isinstance(exc, httpx.TransportError):
-            return True
-    except ImportError:
-        pass
-    text = str(exc)
-    return "WouldBlock" in text or "Connection refused" in text or "timed out" in text
 
 
 class WriteFailed(RuntimeError):
@@ -173,7 +138,7 @@ class WriteToQdrantFn(beam.DoFn):
                  batch_size: int = 256, batch_bytes: int = 8_000_000,
                  flush_seconds: float = 1.0, retry_seconds: float = 300.0,
                  opener: Callable[..., Store] = open_store, in_flight: int = 1,
-                 grpc: bool = True):
+                 grpc: bool = True, grpc_port: Optional[int] = None):
         if not collection:
             raise ValueError("collection must be given (--collection)")
         if not url and not path:
@@ -199,6 +164,7 @@ class WriteToQdrantFn(beam.DoFn):
         self._opener = opener
         self._in_flight = in_flight
         self._grpc = grpc
+        self._grpc_port = grpc_port
         self._store: Optional[Store] = None
         self._pool = None
         self._pending: List[Tuple[Any, set]] = []  # (future, point ids), oldest first
@@ -212,7 +178,8 @@ class WriteToQdrantFn(beam.DoFn):
         self.latency_ms = Metrics.distribution("vectorstream", "event_to_stored_ms")
 
     def setup(self):
-        self._store = acquire_store(self._url, self._path, self._opener, self._grpc)
+        self._store = acquire_store(self._url, self._path, self._opener, self._grpc,
+                                    self._grpc_port)
         self._store.ensure_collection(self._collection, self._dim)
         if self._in_flight > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -387,4 +354,4 @@ class WriteToQdrantFn(beam.DoFn):
             self._pool = None
         if self._store is not None:
             self._store = None
-            release_store(self._url, self._path, self._opener, self._grpc)
+            release_store(self._url, self._path, self._opener, self._grpc, self._grpc_port)

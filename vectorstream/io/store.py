@@ -103,3 +103,45 @@ def _size_mismatch(name: str, have: int, want: int) -> StoreError:
 
 
 # ---------------------------------------------------------------------------------------
+
+
+TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
+TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
+
+
+def retry_after_seconds(exc: BaseException) -> Optional[float]:
+    headers = getattr(exc, "headers", None) or {}
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that go away by themselves (the service is down or busy)."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status in TRANSIENT_HTTP
+    code = getattr(exc, "code", None)
+    if callable(code):  # grpc.RpcError
+        try:
+            return getattr(code(), "name", "") in TRANSIENT_GRPC
+        except Exception:  # pylint: disable=broad-except
+            return False
+    try:
+        from qdrant_client.http.exceptions import ResponseHandlingException
+        if isinstance(exc, ResponseHandlingException):  # transport errors, timeouts
+            return True
+    except ImportError:
+        pass
+    try:
+        import httpx
+        if isinstance(exc, httpx.TransportError):
+            return True
+    except ImportError:
+        pass
+    text = str(exc)
+    return "WouldBlock" in text or "Connection refused" in text or "timed out" in text

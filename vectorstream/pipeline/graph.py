@@ -108,7 +108,8 @@ class EventsToQdrant(beam.PTransform):
             store.collection, model.dim, model.name, url=store.url, path=store.path,
             batch_size=vs.write_batch_size, batch_bytes=vs.write_batch_bytes,
             flush_seconds=vs.flush_seconds, retry_seconds=vs.write_retry_seconds,
-            opener=self._opener, in_flight=store.in_flight, grpc=store.grpc))
+            opener=self._opener, in_flight=store.in_flight, grpc=store.grpc,
+            grpc_port=store.grpc_port))
         dead_letters = ((parsed[DEAD_LETTERS], paired[DEAD_LETTERS], embed_failures,
                          write_failures)
                         | "All dead letters" >> beam.Flatten()

@@ -33,7 +33,8 @@ def preflight(plan: RunPlan) -> ModelChoice:
     if not vs.dead_letter_path:
         ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name(), extra=vs.kafka_extra())
     group_offsets(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
-    store = open_store(url=store_plan.url, path=store_plan.path, grpc=store_plan.grpc)
+    store = open_store(url=store_plan.url, path=store_plan.path, grpc=store_plan.grpc,
+                       grpc_port=store_plan.grpc_port)
     try:
         store.ensure_collection(store_plan.collection, model.dim)
     finally:

@@ -50,6 +50,7 @@ class StorePlan:
     path: Optional[str]
     collection: str
     grpc: bool
+    grpc_port: Optional[int]  # a server's, over gRPC
     in_flight: int
 
     @property
@@ -58,7 +59,7 @@ class StorePlan:
 
     def describe(self) -> str:
         if self.kind == "server":
-            how = "gRPC" if self.grpc else "REST"
+            how = f"gRPC on port {self.grpc_port}" if self.grpc else "REST"
             return (f"Qdrant server {self.url}, collection {self.collection} ({how}, "
                     f"{self.in_flight} writes in flight)")
         if self.kind == "local":
@@ -321,13 +322,21 @@ def _store_plan(vs: VectorStreamOptions, given: Sequence[str], why: Dict[str, st
                          f"which only a Qdrant server takes: give --qdrant_url http://HOST:6333,"
                          f" or leave --write_in_flight out for an embedded store")
     in_flight = vs.write_in_flight or (4 if kind == "server" else 1)
+    grpc_port = None
+    if kind == "server" and vs.qdrant_grpc:
+        from vectorstream.io.server import grpc_port_for
+        from vectorstream.io.store import StoreError
+        try:
+            grpc_port = grpc_port_for(url, vs.qdrant_grpc_port)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
     why["store"] = ("--qdrant_url given" if url else
                     "no --qdrant_url: the embedded store at --qdrant_path") + (
         "; writes in flight: --write_in_flight" if vs.write_in_flight else
         "; writes in flight: 4 to a server, 1 to an embedded store (the default)")
     return StorePlan(kind=kind, url=url, path=None if url else vs.qdrant_path,
                      collection=vs.collection, grpc=bool(vs.qdrant_grpc),
-                     in_flight=in_flight)
+                     grpc_port=grpc_port, in_flight=in_flight)
 
 
 def default_job_name(topic: str) -> str:

@@ -85,6 +85,8 @@ def resolve_device(device: str) -> str:
 def load_model(path: str, device: str):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bars on stderr
     model = SentenceTransformer(path, device=device, local_files_only=True)
     if device == "cuda":
         model.half()
