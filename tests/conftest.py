@@ -163,8 +163,20 @@ def stored_event_ids(path=None, collection="ecommerce_events", read_only=False, 
         store.close()
 
 
+def produce_layout(kafka, topic, messages, layout):
+    """Produces `messages` in order, layout[p] of them to partition p (a skewed topic)."""
+    from vectorstream.io.produce import produce
+    assert sum(layout) == len(messages)
+    start = 0
+    for partition, n in enumerate(layout):
+        if n:
+            produce(kafka, topic, messages[start:start + n], partition=partition)
+        start += n
+
+
 def run_end_to_end(kafka, tmp_path, runner_flags, bounded, count=400, partitions=4,
-                   on_running=None, qdrant_url=None):
+                   on_running=None, qdrant_url=None, layout=None, bound_flags=None,
+                   on_started=None, on_done=None):
     """The pipeline (`python -m vectorstream run`, in its own process as a user runs it)
     over a fresh `partitions`-partition topic of `count` events, 5 % malformed, on the
     runner `runner_flags` pick. Bounded: it must end by itself. Streaming: the committed
@@ -173,7 +185,12 @@ def run_end_to_end(kafka, tmp_path, runner_flags, bounded, count=400, partitions
     each malformed one dead-lettered, every offset committed. `on_running(pipeline,
     offsets, messages)`, for streaming runs, is called once a first part is committed
     (faults are injected there). `qdrant_url`: a Qdrant server, a fresh collection in it,
-    in place of an embedded store. Returns the pipeline's output."""
+    in place of an embedded store. `layout`: how many messages go to each partition (a
+    skewed topic; default: by key). `bound_flags`: what bounds a bounded run (default
+    `--max_num_records COUNT`). `on_started(offsets)`, for bounded runs, is called once the
+    run has committed a first offset (records produced then are past the end of an
+    `--ending_offsets latest` run). `on_done(topic, group, count)` is called at the end.
+    Returns the pipeline's output."""
     import json
     import subprocess
     import sys
@@ -182,7 +199,7 @@ def run_end_to_end(kafka, tmp_path, runner_flags, bounded, count=400, partitions
     from vectorstream.io.produce import generate, produce
     topic = f"runner-{uuid.uuid4().hex[:8]}"
     ensure_topic(kafka, topic, partitions=partitions)
-    messages = list(generate(count, seed=9, bad_fraction=0.05))
+    messages = list(generate(sum(layout) if layout else count, seed=9, bad_fraction=0.05))
     valid = sorted(m[2]["event_id"] for m in messages if m[2] is not None)
     group, path = f"g-{topic}", str(tmp_path / "q")
     collection = topic if qdrant_url else "ecommerce_events"
@@ -199,12 +216,25 @@ def run_end_to_end(kafka, tmp_path, runner_flags, bounded, count=400, partitions
     offsets = GroupOffsets(kafka, topic, group, partitions=range(partitions))
     try:
         if bounded:
-            produce(kafka, topic, messages)
+            if layout:
+                produce_layout(kafka, topic, messages, layout)
+            else:
+                produce(kafka, topic, messages)
             with open(tmp_path / "run.log", "w") as out:
-                proc = subprocess.run(
+                proc = subprocess.Popen(
                     [sys.executable, "-m", "vectorstream", "run", *argv,
-                     "--max_num_records", str(len(messages))],
-                    stdout=out, stderr=subprocess.STDOUT, timeout=500)
+                     *(bound_flags or ["--max_num_records", str(len(messages))])],
+                    stdout=out, stderr=subprocess.STDOUT)
+                try:
+                    if on_started is not None:
+                        offsets.wait_for(1, timeout=300)
+                        on_started(offsets)
+                    proc.wait(timeout=500)
+                except BaseException:
+                    proc.kill()
+                    proc.wait()
+                    raise AssertionError("the bounded run did not end as it should:\n"
+                                         + (tmp_path / "run.log").read_text()[-3000:])
             output = (tmp_path / "run.log").read_text()
             assert proc.returncode == 0, output[-3000:]
         else:
@@ -238,4 +268,6 @@ def run_end_to_end(kafka, tmp_path, runner_flags, bounded, count=400, partitions
     sources = {(d["source"]["partition"], d["source"]["offset"]) for d in dead}
     assert len(sources) == len(messages) - len(valid), "each malformed message dead-lettered"
     assert all(d["stage"] == "parse" for d in dead)
+    if on_done is not None:
+        on_done(topic, group, len(messages))
     return output

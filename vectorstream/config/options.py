@@ -81,6 +81,11 @@ class VectorStreamOptions(PipelineOptions):
         kafka.add_argument("--max_read_time", type=_positive_float, default=None,
                            help="Stop reading after this many seconds (bounded run, as in "
                                 "Beam's ReadFromKafka).")
+        kafka.add_argument("--ending_offsets", default=None, choices=("latest",),
+                           help="latest: read each partition up to its end offset at the "
+                                "moment the run starts, then end (a backfill; Spark's "
+                                "endingOffsets). With --max_num_records or --max_read_time "
+                                "too, the run ends at whichever comes first.")
         kafka.add_argument("--kafka_config", action="append", default=None,
                            metavar="KEY=VALUE",
                            help="librdkafka setting for every Kafka client, repeatable (e.g. "

@@ -5,7 +5,7 @@ producing one message. The source that reads events is `kafka_source`.
 from __future__ import annotations
 
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 from vectorstream.config.secrets import resolve_secrets
 
@@ -90,6 +90,38 @@ def group_offsets(bootstrap_servers: str, topic: str, group: str,
         consumer.close()
 
 
+class TopicOffsets(NamedTuple):
+    """Where a consumer group stands on each partition of a topic, at one moment: `start`
+    is where its next read begins (the committed offset, or the partition's first or end
+    offset, as `start_from` says, where it has none), `end` the partition's end offset."""
+    start: Dict[int, int]
+    end: Dict[int, int]
+
+    def available(self) -> Dict[int, int]:
+        return {p: max(0, self.end[p] - self.start[p]) for p in self.end}
+
+
+def topic_offsets(bootstrap_servers: str, topic: str, group: str, start_from: str = "earliest",
+                  extra: Optional[Dict[str, str]] = None) -> TopicOffsets:
+    """The group's start and the partitions' end offsets of `topic`, now."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({**client_config(bootstrap_servers, extra), "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions_of(bootstrap_servers, topic, extra)]
+        committed = committed_offsets(consumer, tps)
+        start, end = {}, {}
+        for tp in tps:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            end[tp.partition] = high
+            done = committed.get(tp.partition, -1)
+            start[tp.partition] = (done if done >= 0 else
+                                   low if start_from == "earliest" else high)
+        return TopicOffsets(start, end)
+    finally:
+        consumer.close()
+
+
 def committed_offsets(consumer, tps, attempts: int = 20) -> Dict[int, int]:
     """The group's committed offsets; retried while a fresh broker elects its coordinator."""
     from confluent_kafka import KafkaException
@@ -106,11 +138,13 @@ def committed_offsets(consumer, tps, attempts: int = 20) -> Dict[int, int]:
 
 
 def send(producer, topic: str, value: Optional[bytes], key: Optional[bytes] = None,
-         on_delivery=None) -> None:
-    """Produces one message, waiting while the producer's local queue is full."""
+         on_delivery=None, partition: Optional[int] = None) -> None:
+    """Produces one message (to `partition`, or where the key puts it), waiting while the
+    producer's local queue is full."""
+    where = {} if partition is None else {"partition": partition}
     while True:
         try:
-            producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            producer.produce(topic, value=value, key=key, on_delivery=on_delivery, **where)
             break
         except BufferError:
             producer.poll(0.05)

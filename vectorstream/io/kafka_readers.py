@@ -135,11 +135,23 @@ class KafkaPartitionReader(UnboundedReader):
         self._deadline = mark.deadline if mark else None
         self._max_event_ts = MIN_TIMESTAMP
         self._last_data_at = time.time()
+        # --ending_offsets: the partition's end offset when the run started (None: no end).
+        ends = getattr(source, "ending_offsets", None)
+        self._end = ends.get(partition, 0) if ends is not None else None
+        self._position = self._next_offset  # where the consumer reads next, once known
+        self._at_end = False
 
     # -- lifecycle
     def start(self) -> bool:
         self.start_consumer()
-        return self.advance()
+        # A fresh consumer needs a moment (connect, find the offset, first fetch) before it
+        # has anything: wait for it, so that a runner resuming the read with a new reader
+        # each bundle (Flink running a bounded read as a batch job) still moves forward.
+        deadline = time.monotonic() + FIRST_FETCH_SECONDS
+        while not self.advance():
+            if time.monotonic() >= deadline or not self._budget_left():
+                return False
+        return True
 
     def start_consumer(self) -> None:
         from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING, OFFSET_END
@@ -156,6 +168,12 @@ class KafkaPartitionReader(UnboundedReader):
             else:
                 offset = OFFSET_BEGINNING if src.start_from == "earliest" else OFFSET_END
         self._consumer.assign([TopicPartition(src.topic, self._partition, offset)])
+        if self._end is not None:
+            if offset < 0:  # where "earliest" or "latest" is, as a number
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+                offset = low if offset == OFFSET_BEGINNING else high
+            self._position = max(self._position, offset)
+            self._at_end = self._position >= self._end
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -164,9 +182,23 @@ class KafkaPartitionReader(UnboundedReader):
 
     # -- reading
     def _budget_left(self) -> bool:
+        if self._at_end:
+            return False
         if self._deadline is not None and time.time() >= self._deadline:
             return False
         return True
+
+    def _reached_end(self) -> bool:
+        """With an end offset: whether the consumer is past it, records or not (a
+        transaction marker or a compacted-away record can be the last offset before it)."""
+        if self._end is None or self._consumer is None:
+            return False
+        from confluent_kafka import TopicPartition
+        position = self._consumer.position([TopicPartition(self._source.topic,
+                                                           self._partition)])[0].offset
+        self._position = max(self._position, position)
+        self._at_end = self._position >= self._end
+        return self._at_end
 
     def _fetch(self, wait: float) -> list:
         """What librdkafka has already fetched, without waiting; only when it has nothing,
@@ -187,6 +219,9 @@ class KafkaPartitionReader(UnboundedReader):
         if self._pos >= len(self._buffer):
             self._buffer = self._fetch(wait)
             self._pos = 0
+            if not self._buffer and self._reached_end():
+                self.close()
+                return False
         most = min(limit or self._source.batch_records, self._source.batch_records)
         batch: List[KafkaMessage] = []
         first_ms = last_ms = 0
@@ -201,6 +236,10 @@ class KafkaPartitionReader(UnboundedReader):
                     _LOG.warning("Kafka error on %s[%d]: %s", self._source.topic,
                                  self._partition, msg.error())
                 continue
+            if self._end is not None and msg.offset() >= self._end:
+                self._pos = len(self._buffer)  # past the end offset: the rest is not ours
+                self._at_end = True
+                break
             kafka_ts = msg.timestamp()[1]
             event_ms = event_time_ms(msg.value())
             millis = event_ms if event_ms is not None else kafka_ts
@@ -221,6 +260,9 @@ class KafkaPartitionReader(UnboundedReader):
         self._current_ts = Timestamp(micros=first_ms * 1000)
         self._max_event_ts = max(self._max_event_ts, Timestamp(micros=last_ms * 1000))
         self._next_offset = batch[-1].offset + 1
+        self._position = max(self._position, self._next_offset)
+        if self._end is not None and self._position >= self._end:
+            self._at_end = True
         self._records_read += len(batch)
         self._last_data_at = time.time()
         return True
@@ -267,6 +309,8 @@ class _MultiPartitionReader(UnboundedReader):
     def _budget_left(self) -> bool:
         src = self._source
         if src.max_num_records is not None and self._records_read >= src.max_num_records:
+            return False
+        if src.ending_offsets is not None and all(r._at_end for r in self._readers):
             return False
         return self._deadline is None or time.time() < self._deadline
 

@@ -40,6 +40,9 @@ class KafkaSource(UnboundedSource):
       max_num_records: stop after this many records in all (then one reader reads every
         partition, since the budget is shared).
       max_read_time: stop after this many seconds.
+      ending_offsets: {partition: end offset}: read each partition up to that offset, then
+        end (`--ending_offsets latest`: the end offsets when the run started; a partition
+        not in it is read to offset 0, that is not at all).
       idle_lag_seconds: how far behind the wall clock the watermark of an idle partition
         trails, so windows close while no events arrive.
       config: extra librdkafka settings (security, timeouts).
@@ -52,7 +55,8 @@ class KafkaSource(UnboundedSource):
                  start_from: str = "earliest", max_num_records: Optional[int] = None,
                  max_read_time: Optional[float] = None, idle_lag_seconds: float = 1.0,
                  config: Optional[Dict[str, str]] = None, partitions: Optional[List[int]] = None,
-                 batch_records: int = 512, window_seconds: Optional[float] = None):
+                 batch_records: int = 512, window_seconds: Optional[float] = None,
+                 ending_offsets: Optional[Dict[int, int]] = None):
         if start_from not in ("earliest", "latest"):
             raise ValueError(f"start_from must be 'earliest' or 'latest', got {start_from!r}")
         if batch_records < 1:
@@ -68,10 +72,12 @@ class KafkaSource(UnboundedSource):
         self.partitions = partitions
         self.batch_records = batch_records
         self.window_seconds = window_seconds
+        self.ending_offsets = dict(ending_offsets) if ending_offsets is not None else None
 
     @property
     def bounded(self) -> bool:
-        return self.max_num_records is not None or self.max_read_time is not None
+        return (self.max_num_records is not None or self.max_read_time is not None
+                or self.ending_offsets is not None)
 
     def _copy(self, partitions, budgeted: bool = True) -> "KafkaSource":
         """This source over `partitions`; without the bounded-run budget when not

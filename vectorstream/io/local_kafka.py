@@ -23,6 +23,7 @@ from vectorstream.io.maven import HERE, copy_dependencies
 _LOG = logging.getLogger(__name__)
 
 POM = os.path.join(HERE, "kafka-pom.xml")
+TOOLS_POM = os.path.join(HERE, "kafka-tools-pom.xml")
 
 
 def kafka_version() -> str:
@@ -175,3 +176,36 @@ auto.create.topics.enable=false
         except OSError:
             pass
         return True
+
+
+def describe_group(bootstrap: str, group: str, timeout: float = 120.0) -> list:
+    """Kafka's own view of a consumer group: what `kafka-consumer-groups.sh --bootstrap-server
+    B --describe --group G` prints (its class, ConsumerGroupCommand, from Maven Central's
+    kafka-tools, run with the machine's Java), one dict a partition: topic, partition,
+    current_offset, log_end_offset, lag (None where the group has no offset)."""
+    java = shutil.which("java")
+    if java is None:
+        raise RuntimeError("Java is not installed: Kafka's tools need Java 17+")
+    tools = os.path.join(os.path.dirname(jar_dir()), f"kafka-tools-{kafka_version()}")
+    copy_dependencies(TOOLS_POM, tools)
+    proc = subprocess.run(
+        [java, "-cp", os.path.join(tools, "*"),
+         "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+         "--bootstrap-server", bootstrap, "--describe", "--group", group],
+        capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"kafka-consumer-groups --describe failed: "
+                           f"{(proc.stdout + proc.stderr)[-500:]}")
+    rows, header = [], None
+    for line in proc.stdout.splitlines():
+        fields = line.split()
+        if fields[:1] == ["GROUP"]:
+            header = fields
+        elif header and len(fields) >= len(header) - 3 and fields[0] == group:
+            row = dict(zip(header, fields))
+            number = lambda v: None if v in (None, "-") else int(v)  # noqa: E731
+            rows.append({"topic": row["TOPIC"], "partition": int(row["PARTITION"]),
+                         "current_offset": number(row.get("CURRENT-OFFSET")),
+                         "log_end_offset": number(row.get("LOG-END-OFFSET")),
+                         "lag": number(row.get("LAG"))})
+    return rows

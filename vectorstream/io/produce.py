@@ -115,8 +115,9 @@ def generate(count: int, products: int = 1000, bad_fraction: float = 0.0,
 
 
 def produce(bootstrap: str, topic: str, messages, rate: Optional[float] = None,
-            config: Optional[Dict[str, str]] = None) -> int:
-    """Sends (key, value, …) tuples; `rate` caps messages per second. Returns the count."""
+            config: Optional[Dict[str, str]] = None, partition: Optional[int] = None) -> int:
+    """Sends (key, value, …) tuples (all to `partition` when given, else where their keys
+    put them); `rate` caps messages per second. Returns the count."""
     from confluent_kafka import Producer
     from vectorstream.io.kafka_admin import send
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10,
@@ -126,7 +127,8 @@ def produce(bootstrap: str, topic: str, messages, rate: Optional[float] = None,
     started = time.monotonic()
     for item in messages:
         key, value = item[0], item[1]
-        send(producer, topic, value, key, lambda err, _m: err and errors.append(err))
+        send(producer, topic, value, key, lambda err, _m: err and errors.append(err),
+             partition=partition)
         sent += 1
         if rate:
             ahead = sent / rate - (time.monotonic() - started)

@@ -17,6 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from vectorstream import telemetry
 from vectorstream.io.deadletters import AppendJsonLines, WriteToKafkaTopic
+from vectorstream.io.kafka_admin import topic_offsets
 from vectorstream.io.kafka_source import KafkaSource, ReadEvents
 from vectorstream.io.qdrant import Store, open_store
 from vectorstream.io.sink import WriteToQdrantFn
@@ -120,13 +121,22 @@ class EventsToQdrant(beam.PTransform):
 
 def read_events(plan: RunPlan) -> beam.PTransform:
     """The transform that reads the input topic as batches of KafkaMessage: the plan's
-    reader (ours, or Beam's KafkaIO) over the plan's topic, group and bounds."""
+    reader (ours, or Beam's KafkaIO) over the plan's topic, group and bounds. With
+    --ending_offsets latest, the partitions' end offsets are read now, as the run starts."""
     vs = plan.vs
+    offsets = (topic_offsets(vs.bootstrap(), vs.topic, vs.consumer_group, vs.start_from,
+                             vs.kafka_extra()) if vs.ending_offsets else None)
+    records, seconds = vs.max_num_records, vs.max_read_time
+    if plan.java_bound == "launcher":  # the job streams; pipeline.launch ends it
+        records = seconds = None
+    elif plan.java_bound == "kafkaio":
+        from vectorstream.runners.kafkaio import kafkaio_record_bound
+        records = kafkaio_record_bound(offsets, records)
     source = KafkaSource(
         vs.bootstrap(), vs.topic, group=vs.consumer_group, start_from=vs.start_from,
-        max_num_records=vs.max_num_records, max_read_time=vs.max_read_time,
-        config=vs.kafka_extra(), batch_records=vs.batch_events,
-        window_seconds=vs.window_seconds)
+        max_num_records=records, max_read_time=seconds, config=vs.kafka_extra(),
+        batch_records=vs.batch_events, window_seconds=vs.window_seconds,
+        ending_offsets=offsets.end if offsets and plan.reader == "python" else None)
     if plan.reader == "java":
         from vectorstream.runners.kafkaio import ReadEventsWithKafkaIO
         return ReadEventsWithKafkaIO(source, plan.java_environment, plan.legacy_read)

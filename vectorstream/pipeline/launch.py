@@ -10,13 +10,14 @@ import logging
 import signal
 import sys
 import threading
+import time
 from typing import List, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PortableOptions
 
 from vectorstream import telemetry
-from vectorstream.io.kafka_admin import ensure_topic, group_offsets
+from vectorstream.io.kafka_admin import ensure_topic, group_offsets, topic_offsets
 from vectorstream.io.qdrant import open_store
 from vectorstream.pipeline.graph import build
 from vectorstream.pipeline.plan import RunPlan, resolve
@@ -95,6 +96,76 @@ def cancel(result, plan: RunPlan) -> None:
             _LOG.warning("could not cancel job %s on Flink at %s: %s", name, master, exc)
 
 
+class BoundWatcher(threading.Thread):
+    """Ends a run whose job streams while its bound is kept here (the Java reader on Flink,
+    plan.java_bound == "launcher"): every second it reads the group's committed offsets,
+    which KafkaIO commits only when a checkpoint completes, that is after the sink wrote
+    every record before it, and once they reach the bound (each partition at its end
+    offset of the start, or --max_num_records past the start in all, or --max_read_time
+    gone by) it cancels the job. Records read past the bound before the cancel are
+    stored too, and committed, as a streaming run would."""
+
+    def __init__(self, plan: RunPlan):
+        super().__init__(name="vectorstream-bound", daemon=True)
+        vs = plan.vs
+        self._vs = vs
+        self._start = topic_offsets(vs.bootstrap(), vs.topic, vs.consumer_group,
+                                    vs.start_from, vs.kafka_extra())
+        self._deadline = (time.monotonic() + vs.max_read_time) if vs.max_read_time else None
+        self._stop = threading.Event()
+        self.reached: Optional[str] = None
+        self.on_reached = None  # called once, from this thread
+
+    def progress(self) -> Optional[str]:
+        """Why the bound is reached, or None."""
+        vs = self._vs
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            return f"--max_read_time {vs.max_read_time:g} s"
+        committed = group_offsets(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
+        if vs.ending_offsets and all(max(committed.get(p, -1), self._start.start[p]) >= end
+                                     for p, end in self._start.end.items()):
+            return "--ending_offsets latest: every partition committed to its end offset"
+        done = sum(max(0, committed.get(p, -1) - start) for p, start in self._start.start.items()
+                   if committed.get(p, -1) >= 0)
+        if vs.max_num_records is not None and done >= vs.max_num_records:
+            return f"--max_num_records {vs.max_num_records}: {done} records committed"
+        return None
+
+    def run(self):
+        while not self._stop.wait(1.0):
+            try:
+                reason = self.progress()
+            except Exception as exc:  # pylint: disable=broad-except
+                _LOG.warning("could not read the committed offsets: %s", exc)
+                continue
+            if reason:
+                self.reached = reason
+                print(f"vectorstream: the bound is reached ({reason}): ending the job",
+                      file=sys.stderr)
+                if self.on_reached is not None:
+                    _quiet_teardown()
+                    self.on_reached()
+                return
+
+    def stop(self):
+        self._stop.set()
+
+
+def _quiet_teardown() -> None:
+    """A job cancelled from here takes the runner's connections to this process's Python
+    worker down with it: Beam's worker threads then die on gRPC's UNAVAILABLE with a
+    traceback each, which says nothing. Those are not printed; anything else is."""
+    previous = threading.excepthook
+
+    def hook(args):
+        if args.exc_type.__module__.startswith("grpc") and "UNAVAILABLE" in str(args.exc_value):
+            return
+        previous(args)
+    threading.excepthook = hook
+    logging.getLogger("apache_beam.runners.worker.data_plane").setLevel(logging.CRITICAL)
+    logging.getLogger("apache_beam.runners.worker.sdk_worker").setLevel(logging.CRITICAL)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -120,6 +191,7 @@ def execute(plan: RunPlan, wait: bool = True):
             stack.enter_context(SubprocessServer.cache_subprocesses())
         model = preflight(plan)
         prepare(plan)
+        watcher = BoundWatcher(plan) if plan.java_bound == "launcher" else None
         pipeline = beam.Pipeline(options=plan.options)
         build(pipeline, plan, model)
         reporter = None
@@ -139,13 +211,23 @@ def execute(plan: RunPlan, wait: bool = True):
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 signal.signal(signal.SIGTERM, _interrupt)
+            if watcher is not None:
+                watcher.on_reached = lambda: cancel(result, plan)
+                watcher.start()
+                stack.callback(watcher.stop)
             if wait:
                 try:
                     result.wait_until_finish()
                 except KeyboardInterrupt:
                     print("vectorstream: cancelling the job (Ctrl-C) ...", file=sys.stderr)
+                    _quiet_teardown()
                     cancel(result, plan)
                     raise
+                except RuntimeError:
+                    # The job ended because its bound was reached (the runner reports a
+                    # cancelled job as failed in state CANCELLED): the run is done.
+                    if watcher is None or not watcher.reached:
+                        raise
                 finally:
                     from vectorstream.io.sink import close_all_stores
                     close_all_stores()

@@ -76,6 +76,10 @@ class RunPlan:
     runner: str
     bounded: bool
     reader: str  # "python" (ours) | "java" (Beam's KafkaIO)
+    # How a bounded run with the Java reader ends: "launcher" (the job streams; the
+    # launcher ends it once the group's committed offsets reach the bound), "kafkaio"
+    # (KafkaIO's own record bound), None (the Python reader, or a streaming run).
+    java_bound: Optional[str]
     java_environment: Optional[str]  # where KafkaIO's Java SDK harness runs
     legacy_read: bool  # KafkaIO as a primitive unbounded Read (Flink)
     python_workers: str  # where the pipeline's Python code runs, in words
@@ -192,12 +196,12 @@ def from_options(options: PipelineOptions, given: Sequence[str] = (),
     is_flink = runner == "FlinkRunner"
     flink_master = options.view_as(FlinkRunnerOptions).flink_master if is_flink else None
 
-    bounded = vs.max_num_records is not None or vs.max_read_time is not None
-    if not bounded:
-        options.view_as(StandardOptions).streaming = True
-    why["mode"] = ("--max_num_records or --max_read_time given: the run ends by itself"
-                   if bounded else "no --max_num_records or --max_read_time: the run "
-                                   "streams until cancelled (Ctrl-C)")
+    bounded = (vs.max_num_records is not None or vs.max_read_time is not None
+               or vs.ending_offsets is not None)
+    why["mode"] = ("--max_num_records, --max_read_time or --ending_offsets given: the run "
+                   "ends by itself" if bounded else
+                   "no --max_num_records, --max_read_time or --ending_offsets: the run "
+                   "streams until cancelled (Ctrl-C)")
 
     # The reader: ours, or Beam's KafkaIO where the workers have a JVM.
     if vs.kafka_reader != "auto":
@@ -220,6 +224,28 @@ def from_options(options: PipelineOptions, given: Sequence[str] = (),
             "--kafka_reader java on Prism reads bounded runs only: KafkaIO commits its "
             "offsets in a step Prism cannot run (it lacks beam:requirement:pardo:"
             "stable_input:v1); stream with --kafka_reader python, or on Flink")
+    if reader == "java" and runner in ("DirectRunner", "BundleBasedDirectRunner",
+                                       "SwitchingDirectRunner"):
+        raise UsageError("--kafka_reader java runs Beam's Java KafkaIO, which the DirectRunner "
+                         "cannot run: use --kafka_reader python, or --preset prism (bounded "
+                         "runs) or flink-local")
+    java_bound = None
+    if reader == "java" and bounded:
+        if is_flink:
+            # KafkaIO's own bound (BoundedReadFromUnboundedSource) splits the record count
+            # evenly over its readers, so a reader whose partitions hold fewer waits for
+            # ever, and it commits offsets before the records are stored. The job streams
+            # instead (offsets committed with each checkpoint, after the sink wrote) and
+            # the launcher ends it once the committed offsets reach the bound.
+            java_bound = "launcher"
+            why["mode"] += ("; on Flink the Java reader's job streams, and the launcher "
+                            "cancels it once the group's committed offsets reach the bound")
+        else:
+            java_bound = "kafkaio"
+            why["mode"] += "; KafkaIO's own record bound (checked at launch to be reachable)"
+    streaming = not bounded or java_bound == "launcher"
+    if streaming:
+        options.view_as(StandardOptions).streaming = True
 
     if runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
         workers = options.view_as(DirectOptions).direct_num_workers
@@ -237,7 +263,7 @@ def from_options(options: PipelineOptions, given: Sequence[str] = (),
     # Flink's settings, unless the flags say otherwise.
     why["flink"] = "the flags, and two defaults on Flink: "
     if is_flink:
-        if bounded and flink.shutdown_sources_after_idle_ms is None:
+        if bounded and java_bound is None and flink.shutdown_sources_after_idle_ms is None:
             # Flink runs a pipeline with an unbounded read (our reader) in streaming mode,
             # whose sources never end while checkpointing is on: let them end once idle,
             # so a bounded run finishes.
@@ -305,7 +331,7 @@ def from_options(options: PipelineOptions, given: Sequence[str] = (),
     if not cloud.job_name:
         cloud.job_name = default_job_name(vs.topic)
     return RunPlan(
-        options=options, runner=runner, bounded=bounded, reader=reader,
+        options=options, runner=runner, bounded=bounded, reader=reader, java_bound=java_bound,
         java_environment=java_environment, legacy_read=is_flink,
         python_workers=python_workers, workers_elsewhere=workers_elsewhere,
         start_worker_pool=start_worker_pool,

@@ -7,7 +7,9 @@ from typing import Optional
 
 import apache_beam as beam
 
+from vectorstream.config.options import UsageError
 from vectorstream.config.secrets import resolve_secrets
+from vectorstream.io.kafka_admin import TopicOffsets
 from vectorstream.io.kafka_readers import KafkaMessage, event_time_ms
 from vectorstream.io.kafka_source import BatchMessages, KafkaSource
 from vectorstream.runners.java import kafka_expansion_service
@@ -75,3 +77,36 @@ class ReadEventsWithKafkaIO(beam.PTransform):
                                                self._legacy_read)
                 | "Batches" >> BatchMessages(self._source.window_seconds,
                                              self._source.batch_records))
+
+
+def kafkaio_record_bound(offsets: Optional[TopicOffsets], max_num_records: Optional[int]
+                         ) -> Optional[int]:
+    """The record bound to give KafkaIO where it bounds the read itself (Prism, Dataflow):
+    --max_num_records, or with --ending_offsets latest the records between the group's
+    start and the end offsets (the smaller of the two). KafkaIO splits a bound of N records
+    over min(N / 10,000 + 1, partitions) readers (rounded up to divide the partitions),
+    partitions dealt round-robin, each reader given an equal share: a reader whose
+    partitions hold fewer than its share waits for ever. Where the offsets show that,
+    refused in one line."""
+    if offsets is None:
+        return max_num_records
+    available = offsets.available()
+    total = sum(available.values())
+    bound = total if max_num_records is None else min(total, max_num_records)
+    if bound == 0:
+        raise UsageError("--ending_offsets latest: there is nothing to read (the group is at "
+                         "the end of every partition)")
+    partitions = sorted(available)
+    splits = min(min(100, bound // 10_000 + 1), len(partitions))
+    while len(partitions) % splits:
+        splits += 1
+    shares = [bound // splits + (1 if i < bound % splits else 0) for i in range(splits)]
+    held = [sum(available[p] for p in partitions[i::splits]) for i in range(splits)]
+    short = [i for i in range(splits) if held[i] < shares[i]]
+    if short:
+        raise UsageError(
+            f"KafkaIO bounds this read itself and would never end: it splits {bound} records "
+            f"over {splits} readers ({shares[0]} each) and reader {short[0]}'s partitions "
+            f"hold {held[short[0]]}; read with --kafka_reader python, or on Flink, where the "
+            f"Java reader's bound is kept by the launcher")
+    return bound
