@@ -33,11 +33,13 @@ test-deps:
 test: setup test-deps
 	$(PY) -m pytest -q -rs tests
 
-## test-server: every test that needs a Qdrant server, against VECTORSTREAM_QDRANT_URL
-## (no registry here ships a server: build one, start it, point this at it)
+## test-server: every test that needs a Qdrant server, against VECTORSTREAM_QDRANT_URL; the
+## fault tests start and kill servers of their own from the binary VECTORSTREAM_QDRANT_BIN
+## (no registry here ships a server: build one, start it, point these at it)
 test-server: setup test-deps
-	@test -n "$$VECTORSTREAM_QDRANT_URL" || { echo "make test-server needs a Qdrant server: \
-	VECTORSTREAM_QDRANT_URL=http://HOST:6333 make test-server"; exit 2; }
+	@test -n "$$VECTORSTREAM_QDRANT_URL" -a -n "$$VECTORSTREAM_QDRANT_BIN" || { echo "make \
+	test-server needs a Qdrant server: VECTORSTREAM_QDRANT_URL=http://HOST:6333 \
+	VECTORSTREAM_QDRANT_BIN=/path/to/qdrant make test-server"; exit 2; }
 	$(PY) -m pytest -q -rs -m server tests
 
 kafka-start: setup

@@ -22,7 +22,8 @@ def pytest_collection_modifyitems(config, items):
     if SERVER_URL:
         return
     skip = pytest.mark.skip(reason="needs a Qdrant server: run `VECTORSTREAM_QDRANT_URL="
-                                   "http://HOST:6333 make test-server`")
+                                   "http://HOST:6333 VECTORSTREAM_QDRANT_BIN=/path/to/qdrant "
+                                   "make test-server`")
     for item in items:
         if "server" in item.keywords:
             item.add_marker(skip)
@@ -152,11 +153,12 @@ class GroupOffsets:
         self._consumer.close()
 
 
-def stored_event_ids(path=None, collection="ecommerce_events", read_only=False, url=None):
+def stored_event_ids(path=None, collection="ecommerce_events", read_only=False, url=None,
+                     grpc_port=None):
     """The event_id of every point in an embedded store (read_only: from a copy, while a
     pipeline holds it), or in a Qdrant server's collection (`url`)."""
     from vectorstream.io.qdrant import open_store
-    store = open_store(url=url, path=path, read_only=read_only)
+    store = open_store(url=url, path=path, read_only=read_only, grpc_port=grpc_port)
     try:
         return [h.payload["event_id"] for h in store.scroll(collection)]
     finally:

@@ -178,3 +178,29 @@ def test_dead_letters_to_a_file_then_show_and_replay(kafka, topic, tmp_path):
                        "--bootstrap_servers", kafka)
     assert replayed.returncode == 0, replayed.stderr
     assert sorted(m.value() or b"" for m in consume_all(kafka, fixed, len(bad))) == bad
+
+
+def test_a_streaming_run_writes_each_malformed_message_to_the_dead_letter_topic(
+        kafka, topic, tmp_path):
+    """An unbounded run on the DirectRunner, as `vectorstream run` starts by default: every
+    malformed message reaches <topic>.dlq while it runs. (The dead letters of every stage
+    were once flattened into a stage of their own, which the streaming DirectRunner never
+    ran: none were written, to the topic or a file.)"""
+    from conftest import consume_all
+    messages = list(generate(120, seed=61, bad_fraction=0.15))
+    bad = sum(1 for m in messages if m[2] is None)
+    group = f"dlq-{uuid.uuid4().hex[:8]}"
+    offsets = GroupOffsets(kafka, topic, group)
+    pipeline = PipelineProcess("--bootstrap_servers", kafka, "--topic", topic,
+                               "--consumer_group", group, "--window_seconds", "2",
+                               "--qdrant_path", str(tmp_path / "qdrant"))
+    try:
+        produce(kafka, topic, messages)
+        offsets.wait_for(len(messages), timeout=240, pipeline=pipeline)
+        dead = consume_all(kafka, f"{topic}.dlq", bad, timeout=60)
+    finally:
+        pipeline.stop()
+        offsets.close()
+    records = [json.loads(m.value()) for m in dead]
+    assert len({(r["source"]["partition"], r["source"]["offset"]) for r in records}) == bad
+    assert all(r["stage"] == "parse" and r["reason"] for r in records)

@@ -111,12 +111,18 @@ class EventsToQdrant(beam.PTransform):
             flush_seconds=vs.flush_seconds, retry_seconds=vs.write_retry_seconds,
             opener=self._opener, in_flight=store.in_flight, grpc=store.grpc,
             grpc_port=store.grpc_port))
-        dead_letters = ((parsed[DEAD_LETTERS], paired[DEAD_LETTERS], embed_failures,
-                         write_failures)
+        # Each stage's dead letters, as that stage makes them: `build` writes each where it
+        # is made (in the same bundle, before its offsets are committed); a Flatten of
+        # them all would sit in a stage of its own, which a streaming DirectRunner never
+        # ran for the parse stage's (its dead letters were not written at all).
+        parts = {"parse": parsed[DEAD_LETTERS], "embed": paired[DEAD_LETTERS],
+                 "embed call": embed_failures, "write": write_failures}
+        dead_letters = (tuple(parts.values())
                         | "All dead letters" >> beam.Flatten()
                         | "Dead letters leave the windows" >> beam.WindowInto(
                             beam.window.GlobalWindows()))
-        return {"events": parsed.events, "dead_letters": dead_letters}
+        return {"events": parsed.events, "dead_letters": dead_letters,
+                "dead_letter_parts": parts}
 
 
 def read_events(plan: RunPlan) -> beam.PTransform:
@@ -155,12 +161,13 @@ def build(pipeline: beam.Pipeline, plan: Union[RunPlan, PipelineOptions],
     outputs = (pipeline
                | "Read events from Kafka" >> (source or read_events(plan))
                | "Events to Qdrant" >> EventsToQdrant(plan, model, opener))
-    if vs.dead_letter_path:
-        (outputs["dead_letters"]
-         | "Write dead letters to a file" >> beam.ParDo(AppendJsonLines(vs.dead_letter_path)))
-    else:
-        (outputs["dead_letters"]
-         | "Encode dead letters" >> beam.Map(encode_dead_letter)
-         | "Write dead letters to Kafka" >> beam.ParDo(WriteToKafkaTopic(
-             vs.bootstrap(), vs.dead_letter_topic_name(), vs.kafka_extra())))
+    for stage, part in outputs["dead_letter_parts"].items():
+        if vs.dead_letter_path:
+            (part | f"Write {stage} dead letters to a file" >> beam.ParDo(
+                AppendJsonLines(vs.dead_letter_path)))
+        else:
+            (part
+             | f"Encode {stage} dead letters" >> beam.Map(encode_dead_letter)
+             | f"Write {stage} dead letters to Kafka" >> beam.ParDo(WriteToKafkaTopic(
+                 vs.bootstrap(), vs.dead_letter_topic_name(), vs.kafka_extra())))
     return outputs
