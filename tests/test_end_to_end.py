@@ -1,4 +1,4 @@
-"""End to end on real parts: the Kafka broker, the packaged MiniLM model, the embedded
+"""End to end on real parts: the Kafka broker, the default model (multilingual USE), the embedded
 Qdrant Edge store (and qdrant-client's local mode for the server code path)."""
 import json
 import time
@@ -67,7 +67,7 @@ def test_valid_events_are_stored_and_malformed_ones_dead_lettered(kafka, topic, 
         sample = stored[point_id(valid[0]["event_id"])]
         assert sample["event_id"] == valid[0]["event_id"]
         assert sample["product"] == valid[0]["product"]
-        assert sample["model"] == "all-MiniLM-L6-v2" and sample["ingested_at"].endswith("Z")
+        assert sample["model"] == "use-multilingual-v3" and sample["ingested_at"].endswith("Z")
 
         # Searching a product's description returns that product first.
         product = next(e["product"] for e in valid if "(model" not in e["product"]["description"])

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--model", help="local sentence-transformers model directory "
-                                        "(default: the packaged all-MiniLM-L6-v2)")
+                                        "or a name: use-multilingual-v3 (the default) or minilm")
     parser.add_argument("--source", choices=("kafka", "memory"), default="kafka")
     parser.add_argument("--bootstrap_servers", default="localhost:9092")
     parser.add_argument("--partitions", type=int, default=4)
@@ -26,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qdrant_grpc_port", type=int, default=None,
                         help="the server's gRPC port (default: 6334 when --qdrant_url is on "
                              "Qdrant's default port 6333; elsewhere it must be given)")
+    parser.add_argument("--baseline", choices=("stock", "plain"), default="stock",
+                        help="stock: stock Beam (RunInference + Beam's Qdrant sink), pipelines "
+                             "run in this bench's processes; plain: the consumer a user writes "
+                             "by hand, ours and it timed as commands, start to exit (needs "
+                             "--qdrant_url)")
+    parser.add_argument("--products", type=int, default=10_000,
+                        help="catalog: how many products the events draw from")
     parser.add_argument("--report", default="bench-report.json",
                         help="JSON report path; the PNG chart goes beside it")
     parser.add_argument("--ours_flag", action="append",

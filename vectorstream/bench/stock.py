@@ -27,6 +27,9 @@ def build_stock(pipeline, spec: Dict) -> None:
             self._path, self._device = path, device
 
         def load_model(self):
+            from vectorstream.transforms.use_model import UseEncoder, is_use_model
+            if is_use_model(self._path):  # no sentence-transformers directory: our port
+                return UseEncoder(self._path, self._device)
             from sentence_transformers import SentenceTransformer
             return SentenceTransformer(self._path, device=self._device)
 

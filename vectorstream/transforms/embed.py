@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from vectorstream.transforms.model import load_model, resolve_device, warm_up
+from vectorstream.transforms.model import load_model, loaded, resolve_device, warm_up
 
 _LOG = logging.getLogger(__name__)
 
@@ -86,8 +86,12 @@ class SentenceEmbeddingHandler(ModelHandler[List[str], PredictionResult, Any]):
         device = resolve_device(self._device)
         _LOG.info("loading %s on %s (embedding cache: %d texts)", self._model_path, device,
                   self._cache_size)
-        model = load_model(self._model_path, device)
-        warm_up(model, self._batch_size)
+        model = loaded(self._model_path, device, self._batch_size)  # the launcher's, if any
+        if model is None:
+            model = load_model(self._model_path, device)
+            warm_up(model, self._batch_size)
+        from vectorstream import telemetry
+        telemetry.mark("model loaded")
         return CachedEncoder(model, self._cache_size, self._batch_size)
 
     def encode(self, texts: Sequence[str], model) -> list:

