@@ -17,7 +17,7 @@ LAYERS = [
     {"io"},                   # Kafka, Qdrant, Maven, files: clients of the outside world
     {"runners"},              # Beam's Java pieces, Prism, Flink's distribution and REST API
     {"pipeline"},             # the run plan, the graph, launching, operations
-    {"bench", "demo", "serve"},  # what the commands do beyond a call or two
+    {"bench", "demo", "serve", "lifecycle"},  # what commands do beyond a call or two
     {"cli"},                  # the commands
     {"__main__"},             # python -m vectorstream
 ]

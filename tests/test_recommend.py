@@ -31,9 +31,11 @@ HISTORY = [("purchase", "run-1", "2024-05-01T10:00:00Z"),
 
 @pytest.fixture(scope="module")
 def vectors():
+    """The English MiniLM's vectors: the per-event method's weighting is what these tests
+    check (the profile method is tests/test_entities.py's, on the default model)."""
     from vectorstream.transforms.model import choose_model
     from vectorstream.transforms.model import load_model as _load
-    model = _load(choose_model(None).path, "cpu")
+    model = _load(choose_model("minilm").path, "cpu")
     texts = [f"{name}. {description}" for name, description in PRODUCTS.values()]
     return dict(zip(PRODUCTS, model.encode(texts, normalize_embeddings=True)))
 
@@ -111,7 +113,7 @@ def test_the_recommend_command(tmp_path, vectors):
     fill(store, vectors)
     store.close()
     run = [sys.executable, "-m", "vectorstream", "recommend", "--qdrant_path", path,
-           "--collection", "events"]
+           "--collection", "events", "--from_events"]
     out = subprocess.run(run + ["--user", "user-1", "--json"], capture_output=True,
                          text=True, check=True).stdout
     data = json.loads(out)

@@ -16,6 +16,7 @@ A leaf: it imports nothing of ours.
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from typing import Deque, Iterable, Optional, Tuple
@@ -72,6 +73,10 @@ DEAD_LETTERS = Counter("vectorstream_dead_letters", "Dead letters, by the stage 
                        "the message.", ["stage"])
 for _stage in ("parse", "embed", "write"):  # exported from the start, at 0
     DEAD_LETTERS.labels(_stage)
+POINTS_DELETED = Counter("vectorstream_points_deleted",
+                         "Event points deleted by tombstones (a key with a null value).")
+POINTS_EXPIRED = Counter("vectorstream_points_expired",
+                         "Event points deleted for being older than --retention_days.")
 WRITE_RETRIES = Counter("vectorstream_write_retries",
                         "Qdrant calls retried after a transient failure.")
 EMBED_BATCH_SECONDS = Histogram(
@@ -112,6 +117,14 @@ def points_written(count: int, latencies_s: Iterable[float]) -> None:
         EVENT_TO_STORED_SECONDS.observe(value)
     TALLY.latencies(latencies)
     STATUS.store_answered()
+
+
+def points_deleted(count: int) -> None:
+    POINTS_DELETED.inc(count)
+
+
+def points_expired(count: int) -> None:
+    POINTS_EXPIRED.inc(count)
 
 
 def dead_letter(stage: str, n: int = 1) -> None:
@@ -161,3 +174,34 @@ class Status:
 
 
 STATUS = Status()
+
+
+# ---------------------------------------------------------------------------------------
+# The start-up timeline of this process (`vectorstream run --timeline`).
+
+TIMELINE: dict = {}
+
+
+def process_started() -> float:
+    """When this process started (epoch seconds, to 10 ms), from /proc."""
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return TIMELINE.get("_start", time.time())
+
+
+def mark(step: str) -> None:
+    """The first time `step` happened in this process."""
+    if step not in TIMELINE:
+        TIMELINE[step] = time.time()
+
+
+def timeline() -> dict:
+    """{step: seconds since the process started}, in order."""
+    start = process_started()
+    return {k: round(v - start, 2) for k, v in sorted(TIMELINE.items(), key=lambda kv: kv[1])
+            if not k.startswith("_")}

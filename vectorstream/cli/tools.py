@@ -1,4 +1,4 @@
-"""`vectorstream model-speed`, `bench` and `demo`."""
+"""`vectorstream model-speed`, `bench`, `demo` and `serve`."""
 from __future__ import annotations
 
 import sys
@@ -23,6 +23,12 @@ def cmd_bench(args, extra) -> int:
     return main_bench(args)
 
 
+def cmd_serve(args, extra) -> int:
+    from vectorstream.cli.common import open_for_reading
+    from vectorstream.serve import serve
+    return serve(args, lambda: open_for_reading(args))
+
+
 def cmd_demo(args, extra) -> int:
     from vectorstream.demo import demo
     return demo(args)
@@ -41,6 +47,22 @@ def register(sub) -> None:
     from vectorstream.bench.options import add_arguments
     add_arguments(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("serve", help="Search and recommendations over HTTP (a JSON API; "
+                                      "OpenAPI page at /docs).")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default=None, help="The model the collections were built with.")
+    p.add_argument("--refresh_seconds", type=float, default=5.0,
+                   help="An embedded store a pipeline holds is read from a copy, taken again "
+                        "this often.")
+    p.add_argument("--max_query_chars", type=int, default=500,
+                   help="Longer query texts are refused (422), not embedded.")
+    store_flags(p)
+    p.add_argument("--products_collection", default=None,
+                   help="Default: <collection>_products.")
+    p.add_argument("--users_collection", default=None, help="Default: <collection>_users.")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="Local broker + synthetic events + pipeline + report.")
     p.add_argument("--count", type=int, default=1800)

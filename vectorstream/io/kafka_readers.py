@@ -16,6 +16,7 @@ import orjson
 from apache_beam.io.unbounded_source import CheckpointMark, UnboundedReader, UnboundedSource
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
 
+from vectorstream import telemetry
 from vectorstream.io.kafka_admin import client_config, committed_offsets, partitions_of
 
 _LOG = logging.getLogger(__name__)
@@ -259,6 +260,8 @@ class KafkaPartitionReader(UnboundedReader):
         self._current = batch
         self._current_ts = Timestamp(micros=first_ms * 1000)
         self._max_event_ts = max(self._max_event_ts, Timestamp(micros=last_ms * 1000))
+        if self._records_read == 0:
+            telemetry.mark("first record polled")
         self._next_offset = batch[-1].offset + 1
         self._position = max(self._position, self._next_offset)
         if self._end is not None and self._position >= self._end:

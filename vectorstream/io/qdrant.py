@@ -41,4 +41,7 @@ def open_store(url: Optional[str] = None, path: Optional[str] = None,
         return ServerStore(url, api_key=qdrant_api_key(), grpc=grpc, grpc_port=grpc_port)
     if not path:
         raise StoreError("no Qdrant store given: set --qdrant_path DIR or --qdrant_url URL.")
+    if read_only and not os.path.isdir(path):
+        raise StoreError(f"there is no embedded Qdrant store at {os.path.abspath(path)}: run "
+                         f"the pipeline first, or check --qdrant_path.")
     return EdgeStore(path, read_only=read_only)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from vectorstream.io.qdrant import Hit, Store
+from vectorstream.io.store import Where
+from vectorstream.transforms.entities import blend, product_point_id, user_point_id
 
 # How many times an event of each type counts as an example (0: not at all).
 WEIGHTS = {"purchase": 3, "add_to_cart": 2, "wishlist_add": 2, "view": 1, "search": 1}
@@ -105,3 +107,65 @@ def as_json(recommendations: List[Recommendation], basis: Optional[Dict] = None)
     return {"recommendations": [{"product": r.product, "score": r.score,
                                  "event_id": r.event_id} for r in recommendations],
             **({"from": basis} if basis else {})}
+
+
+# ---------------------------------------------------------------------------------------
+# From the products and users collections (the pipeline's products and profiles).
+
+def as_product(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """A product point's payload as the product it is (fields, id), with its counts."""
+    product = {k: v for k, v in payload.items()
+               if k not in ("product_id", "fields_at", "text_hash", "model")}
+    return {"id": payload.get("product_id"), **product}
+
+
+def profile_of(store: Store, users: str, user_id: str) -> Hit:
+    found = store.retrieve(users, [user_point_id(user_id)], with_vector=True) \
+        if store.exists(users) else []
+    if not found or found[0].vector is None:
+        raise NothingToRecommendFrom(f"no profile of user {user_id!r} in {users}")
+    return found[0]
+
+
+def bought_by(store: Store, events: str, user_id: str) -> List[str]:
+    """Every product the user ever bought (a facet of their purchases)."""
+    return sorted(store.facet(events, "product.id", Where(match={
+        "user_id": user_id, "event_type": "purchase"})))
+
+
+def for_user_profile(store: Store, events: str, products: str, users: str, user_id: str,
+                     limit: int = 5):
+    """(recommendations, basis) for `user_id`: one query with their profile vector against
+    the products collection, what they ever bought and the products of the events behind
+    the profile left out."""
+    user = profile_of(store, users, user_id)
+    known = sorted(set(bought_by(store, events, user_id))
+                   | set(user.payload.get("product_ids") or []))
+    hits = store.search(products, user.vector, limit=limit,
+                        where=Where(not_ids=[product_point_id(p) for p in known]))
+    recs = [Recommendation(as_product(h.payload), h.score, "") for h in hits]
+    return recs, Basis(int(user.payload.get("events", 0)),
+                       dict(user.payload.get("by_type") or {}), known)
+
+
+def for_product_point(store: Store, products: str, product_id: str, limit: int = 5):
+    """(recommendations, the product) from the products collection: its own vector, itself
+    left out."""
+    found = store.retrieve(products, [product_point_id(product_id)], with_vector=True) \
+        if store.exists(products) else []
+    if not found or found[0].vector is None:
+        raise NothingToRecommendFrom(f"no product {product_id!r} in {products}")
+    hits = store.search(products, found[0].vector, limit=limit,
+                        where=Where(not_ids=[found[0].id]))
+    return ([Recommendation(as_product(h.payload), h.score, "") for h in hits],
+            as_product(found[0].payload))
+
+
+def search_for_user(store: Store, products: str, users: str, user_id: str, query_vector,
+                    limit: int = 5, weight: float = 0.3):
+    """Products for a query, nudged by the user's profile: the query's vector plus
+    `weight` times the profile's, normalised (`transforms.entities.blend`)."""
+    user = profile_of(store, users, user_id)
+    hits = store.search(products, blend(list(map(float, query_vector)), user.vector, weight),
+                        limit=limit)
+    return [Recommendation(as_product(h.payload), h.score, "") for h in hits]

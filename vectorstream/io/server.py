@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from vectorstream.io.store import INDEXED_FIELDS, Hit, Store, StoreError, _floats, _size_mismatch
+from vectorstream.io.store import (INDEXED_FIELDS, Hit, Store, StoreError, Where, _floats,
+                                   _size_mismatch)
 
 
 class QdrantHTTPError(RuntimeError):
@@ -78,7 +79,7 @@ class ServerStore(Store):
                 self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers,
                                           timeout=timeout)
 
-    def ensure_collection(self, name: str, dim: int) -> None:
+    def ensure_collection(self, name: str, dim: int, indexes=None) -> None:
         from qdrant_client import models
         try:
             exists = self.client.collection_exists(name)
@@ -86,8 +87,12 @@ class ServerStore(Store):
             raise StoreError(f"{self.description} is not reachable ({exc}): start it, or check "
                              f"--qdrant_url and QDRANT_API_KEY.") from None
         if not exists:
-            self.client.create_collection(name, vectors_config=models.VectorParams(
-                size=dim, distance=models.Distance.COSINE))
+            try:
+                self.client.create_collection(name, vectors_config=models.VectorParams(
+                    size=dim, distance=models.Distance.COSINE))
+            except Exception:  # pylint: disable=broad-except
+                if not self.client.collection_exists(name):  # not another writer's race
+                    raise
         else:
             params = self.client.get_collection(name).config.params.vectors
             have = getattr(params, "size", None)
@@ -96,8 +101,56 @@ class ServerStore(Store):
         if not self._local:  # local mode has no payload indexes (it warns and ignores them)
             kinds = {"keyword": models.PayloadSchemaType.KEYWORD,
                      "datetime": models.PayloadSchemaType.DATETIME}
-            for field, kind in INDEXED_FIELDS.items():
+            for field, kind in (INDEXED_FIELDS if indexes is None else indexes).items():
                 self.client.create_payload_index(name, field, kinds[kind])
+
+    def exists(self, name):
+        return self.client.collection_exists(name)
+
+    def vector_size(self, name):
+        return getattr(self.client.get_collection(name).config.params.vectors, "size", None)
+
+    def retrieve(self, name, ids, with_vector=False):
+        records = self.client.retrieve(name, ids=list(ids), with_payload=True,
+                                       with_vectors=with_vector)
+        return [Hit(str(r.id), 1.0, dict(r.payload or {}), _vector(r) if with_vector else None)
+                for r in records]
+
+    def delete(self, name, ids):
+        from qdrant_client import models
+        if ids:
+            self.client.delete(name, points_selector=models.PointIdsList(points=list(ids)),
+                               wait=True)
+
+    def count_where(self, name, where):
+        return self.client.count(name, count_filter=_filter(where), exact=True).count
+
+    def delete_where(self, name, where):
+        from qdrant_client import models
+        flt = _filter(where)
+        found = self.client.count(name, count_filter=flt, exact=True).count
+        if found:
+            self.client.delete(name, points_selector=models.FilterSelector(filter=flt),
+                               wait=True)
+        return found
+
+    def facet(self, name, key, where=None, limit=10_000):
+        response = self.client.facet(name, key=key, facet_filter=_filter(where), limit=limit,
+                                     exact=True)
+        return {hit.value: int(hit.count) for hit in response.hits}
+
+    def latest(self, name, where, order_key, limit, with_vector=True):
+        from qdrant_client import models
+        records, _ = self.client.scroll(
+            name, scroll_filter=_filter(where), limit=limit, with_payload=True,
+            with_vectors=with_vector,
+            order_by=models.OrderBy(key=order_key, direction=models.Direction.DESC))
+        return [Hit(str(r.id), 1.0, dict(r.payload or {}), _vector(r) if with_vector else None)
+                for r in records]
+
+    def set_payload(self, name, ids, payload):
+        if ids:
+            self.client.set_payload(name, payload=payload, points=list(ids), wait=True)
 
     def upsert(self, name, points):
         if self._grpc:
@@ -154,12 +207,8 @@ class ServerStore(Store):
                                        with_vectors=False)
         return {str(r.id): r.payload[field] for r in records if field in (r.payload or {})}
 
-    def search(self, name, vector, limit=5, match=None):
-        from qdrant_client import models
-        flt = None
-        if match:
-            flt = models.Filter(must=[models.FieldCondition(key=k, match=models.MatchValue(value=v))
-                                      for k, v in match.items()])
+    def search(self, name, vector, limit=5, match=None, where=None):
+        flt = _filter(Where.of(match, where))
         result = self.client.query_points(name, query=list(map(float, vector)), limit=limit,
                                           query_filter=flt, with_payload=True)
         return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in result.points]
@@ -189,11 +238,11 @@ class ServerStore(Store):
             query_filter=flt, limit=limit, with_payload=True)
         return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in result.points]
 
-    def scroll(self, name, batch=1000):
-        offset = None
+    def scroll(self, name, batch=1000, where=None):
+        offset, flt = None, _filter(where)
         while True:
             records, offset = self.client.scroll(name, limit=batch, offset=offset,
-                                                 with_payload=True)
+                                                 with_payload=True, scroll_filter=flt)
             for r in records:
                 yield Hit(str(r.id), 1.0, dict(r.payload or {}))
             if offset is None:
@@ -203,3 +252,31 @@ class ServerStore(Store):
         if self._http is not None:
             self._http.close()
         self.client.close()
+
+
+def _vector(record):
+    vector = record.vector
+    if isinstance(vector, dict):  # {vector name: vector}: the unnamed one
+        vector = next(iter(vector.values()), None)
+    return list(vector) if vector is not None else None
+
+
+def _filter(where):
+    from qdrant_client import models
+    if not where:
+        return None
+    must = [models.FieldCondition(key=k, match=models.MatchValue(value=v))
+            for k, v in where.match.items()]
+    must += [models.FieldCondition(key=k, match=models.MatchAny(any=list(v)))
+             for k, v in where.any.items()]
+    if where.before:
+        must.append(models.FieldCondition(key=where.before[0],
+                                          range=models.DatetimeRange(lt=where.before[1])))
+    if where.since:
+        must.append(models.FieldCondition(key=where.since[0],
+                                          range=models.DatetimeRange(gte=where.since[1])))
+    must_not = [models.FieldCondition(key=k, match=models.MatchAny(any=list(v)))
+                for k, v in where.not_any.items() if v]
+    if where.not_ids:
+        must_not.append(models.HasIdCondition(has_id=list(where.not_ids)))
+    return models.Filter(must=must or None, must_not=must_not or None)

@@ -23,71 +23,26 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.retry import FuzzedExponentialIntervals
 from apache_beam.utils.windowed_value import WindowedValue
 
 from vectorstream.io.qdrant import Point, Store, open_store
-from vectorstream.io.store import is_transient, retry_after_seconds
+from vectorstream.io.store import Where, is_transient
+from vectorstream.io.writes import (WriteFailed, acquire_store, close_all_stores,
+                                    release_store, with_retries)
+
+__all__ = ["WriteToQdrantFn", "WriteFailed", "close_all_stores", "is_transient",
+           "make_point"]
 from vectorstream import telemetry
 from vectorstream.transforms.events import format_time
 from vectorstream.transforms.parse import FINGERPRINT_PREFIX, event_dead_letter
 
 _LOG = logging.getLogger(__name__)
-
-_STORES: Dict[Tuple, List] = {}  # key -> [store, users]
-_STORES_LOCK = threading.Lock()
-
-
-
-def acquire_store(url: Optional[str], path: Optional[str],
-                  opener: Callable[..., Store] = open_store, grpc: bool = True,
-                  grpc_port: Optional[int] = None) -> Store:
-    with _STORES_LOCK:
-        key = (url, path, opener, grpc, grpc_port)
-        entry = _STORES.get(key)
-        if entry is None:
-            # (a gRPC port is passed only when set: tests' openers take the three others)
-            extra = {"grpc_port": grpc_port} if grpc_port is not None else {}
-            entry = _STORES[key] = [opener(url=url, path=path, grpc=grpc, **extra), 0]
-        entry[1] += 1
-        return entry[0]
-
-
-def release_store(url: Optional[str], path: Optional[str],
-                  opener: Callable[..., Store] = open_store, grpc: bool = True,
-                  grpc_port: Optional[int] = None) -> None:
-    with _STORES_LOCK:
-        key = (url, path, opener, grpc, grpc_port)
-        entry = _STORES.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del _STORES[key]
-            entry[0].close()
-
-
-def close_all_stores() -> None:
-    """Closes every store this process opened for sinks. For after a run has finished:
-    portable runners (Prism, Flink LOOPBACK) tear the DoFns down later, or not at all,
-    and an embedded store stays locked until closed."""
-    with _STORES_LOCK:
-        entries = list(_STORES.values())
-        _STORES.clear()
-    for store, _users in entries:
-        store.close()
-
-
-class WriteFailed(RuntimeError):
-    """Qdrant kept failing with transient errors for longer than the retry budget."""
-
 
 def make_point(event, vector, model_name: str, window=None) -> Point:
     """The point stored for a parsed event: its id, vector, and payload with the model."""
@@ -120,6 +75,8 @@ class _Written(NamedTuple):
     latencies_s: List[float]
     dead: List[tuple]  # (dead-letter record, window)
     retries: int
+    deleted: int = 0  # points of tombstones
+    expired: int = 0  # points past --retention_days
 
 
 class WriteToQdrantFn(beam.DoFn):
@@ -138,7 +95,8 @@ class WriteToQdrantFn(beam.DoFn):
                  batch_size: int = 256, batch_bytes: int = 8_000_000,
                  flush_seconds: float = 1.0, retry_seconds: float = 300.0,
                  opener: Callable[..., Store] = open_store, in_flight: int = 1,
-                 grpc: bool = True, grpc_port: Optional[int] = None):
+                 grpc: bool = True, grpc_port: Optional[int] = None,
+                 retention_days: Optional[float] = None, expire_every: float = 60.0):
         if not collection:
             raise ValueError("collection must be given (--collection)")
         if not url and not path:
@@ -152,7 +110,7 @@ class WriteToQdrantFn(beam.DoFn):
             raise ValueError("flush_seconds must be positive and retry_seconds not negative")
         if in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, got {in_flight}")
-        self._collection = collection
+        self._alias = self._collection = collection
         self._dim = dim
         self._model_name = model_name
         self._url = url
@@ -165,6 +123,9 @@ class WriteToQdrantFn(beam.DoFn):
         self._in_flight = in_flight
         self._grpc = grpc
         self._grpc_port = grpc_port
+        self._retention_days = retention_days
+        self._expire_every = expire_every
+        self._next_expiry = 0.0
         self._store: Optional[Store] = None
         self._pool = None
         self._pending: List[Tuple[Any, set]] = []  # (future, point ids), oldest first
@@ -172,6 +133,8 @@ class WriteToQdrantFn(beam.DoFn):
         self._buffered_bytes = 0
         self._oldest = 0.0
         self.written = Metrics.counter("vectorstream", "points_written")
+        self.deleted = Metrics.counter("vectorstream", "points_deleted")
+        self.expired = Metrics.counter("vectorstream", "points_expired")
         self.retries = Metrics.counter("vectorstream", "write_retries")
         self.dead = Metrics.counter("vectorstream", "write_dead_letters")
         self.batch_sizes = Metrics.distribution("vectorstream", "write_batch_size")
@@ -180,7 +143,11 @@ class WriteToQdrantFn(beam.DoFn):
     def setup(self):
         self._store = acquire_store(self._url, self._path, self._opener, self._grpc,
                                     self._grpc_port)
-        self._store.ensure_collection(self._collection, self._dim)
+        # The alias's version for this model (io.versions): every write goes there.
+        from vectorstream.io.versions import writable
+        self._collection = with_retries(lambda: writable(
+            self._store, self._alias, self._model_name, self._dim),
+            self._store.description, self._retry_seconds)
         if self._in_flight > 1:
             from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(self._in_flight, thread_name_prefix="qdrant-write")
@@ -197,6 +164,10 @@ class WriteToQdrantFn(beam.DoFn):
         if not self._buffer:
             self._oldest = time.monotonic()
         for event, vector in zip(events, vectors):
+            if event.delete:  # a tombstone: in order with this id's upserts in the buffer
+                self._buffer = [p for p in self._buffer if p.id != event.point_id]
+                self._buffer.append(Point(event.point_id, None, None, window))
+                continue
             payload = dict(event.payload)
             payload["model"] = model_name
             point = Point(event.point_id, vector, payload, window, event.raw)
@@ -256,6 +227,12 @@ class WriteToQdrantFn(beam.DoFn):
             telemetry.points_written(result.written, result.latencies_s)
         if result.retries:
             self.retries.inc(result.retries)
+        if result.deleted:
+            self.deleted.inc(result.deleted)
+            telemetry.points_deleted(result.deleted)
+        if result.expired:
+            self.expired.inc(result.expired)
+            telemetry.points_expired(result.expired)
         if result.dead:
             self.dead.inc(len(result.dead))
             telemetry.dead_letter("write", len(result.dead))
@@ -264,12 +241,36 @@ class WriteToQdrantFn(beam.DoFn):
     # -- in a writer thread (or the DoFn's, with in_flight 1): no Beam metrics here
     def _write_batch(self, points: List[Point]) -> "_Written":
         retries = [0]
-        points, dead = self._without_conflicts(points, retries)
+        deletes: Dict[str, bool] = {}
+        upserts: List[Point] = []
+        for point in points:  # in order: a tombstone removes what came before it of its id
+            if point.payload is None:
+                upserts = [p for p in upserts if p.id != point.id]
+                deletes[point.id] = True
+            else:
+                deletes.pop(point.id, None)
+                upserts.append(point)
+        deletes = list(deletes)
+        points, dead = self._without_conflicts(upserts, retries) if upserts else ([], [])
         written, latencies = 0, []
         if points:
             written, latencies, refused = self._write(points, retries)
             dead += refused
-        return _Written(written, latencies, dead, retries[0])
+        if deletes:
+            self._with_retries(lambda: self._store.delete(self._collection, deletes), retries,
+                               len(deletes))
+        expired = self._expire_if_due(retries)
+        return _Written(written, latencies, dead, retries[0], len(deletes), expired)
+
+    def _expire_if_due(self, retries: List[int]) -> int:
+        """--retention_days: once a window, the events older than that by event time
+        (a filter delete on the indexed timestamp)."""
+        if not self._retention_days or time.monotonic() < self._next_expiry:
+            return 0
+        self._next_expiry = time.monotonic() + self._expire_every
+        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=self._retention_days)
+        return self._with_retries(lambda: self._store.delete_where(
+            self._collection, Where(before=("timestamp", format_time(cutoff)))), retries)
 
     def _without_conflicts(self, points: List[Point], retries: List[int]):
         """Drops points whose event_id is already stored (or earlier in the batch) with
@@ -325,28 +326,8 @@ class WriteToQdrantFn(beam.DoFn):
         return len(points), latencies, []
 
     def _with_retries(self, call, retries: List[int], n_points: int = 0):
-        """One store call, retried while the failure is transient and the budget lasts."""
-        delays = iter(FuzzedExponentialIntervals(0.2, 10000, max_delay_secs=10.0,
-                                                 stop_after_secs=self._retry_seconds))
-        started = time.monotonic()
-        while True:
-            try:
-                return call()
-            except Exception as exc:  # pylint: disable=broad-except
-                if not is_transient(exc):
-                    raise
-                delay = next(delays, None)
-                if delay is None:
-                    raise WriteFailed(
-                        f"Qdrant ({self._store.description}) kept failing for "
-                        f"{time.monotonic() - started:.0f}s (--write_retry_seconds "
-                        f"{self._retry_seconds:g}): {exc}") from exc
-                delay = max(delay, retry_after_seconds(exc) or 0.0)
-                retries[0] += 1
-                telemetry.write_retried(exc)
-                _LOG.warning("Qdrant call failed (%s), retrying (%d points) in %.1fs",
-                             exc, n_points, delay)
-                time.sleep(delay)
+        return with_retries(call, self._store.description, self._retry_seconds, retries,
+                            n_points)
 
     def teardown(self):
         if self._pool is not None:

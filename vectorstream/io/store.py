@@ -12,18 +12,50 @@ a collection whose vector size differs, and index the payload fields people filt
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 _LOG = logging.getLogger(__name__)
 
-# Payload fields with an index, and their types.
+# Payload fields with an index, and their types: the events collection's (filters, the
+# products' counts by facet, a user's latest events by time, retention by event time) and
+# the products' and users' collections'.
 INDEXED_FIELDS = {
     "event_type": "keyword",
     "user_id": "keyword",
     "product.category": "keyword",
+    "product.id": "keyword",
     "timestamp": "datetime",
+    "ingested_at": "datetime",
 }
+PRODUCT_FIELDS = {"product_id": "keyword", "category": "keyword"}
+USER_FIELDS = {"user_id": "keyword"}
+
+
+@dataclass(frozen=True)
+class Where:
+    """A filter both backends understand: every `match` field equals its value, every
+    `any` field is one of its values, no `not_any` field is one of its values, the point id
+    is none of `not_ids`, and the datetime field of `before` is earlier than its time
+    (RFC 3339)."""
+    match: Mapping[str, Any] = field(default_factory=dict)
+    any: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    not_any: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    not_ids: Sequence[str] = ()
+    before: Optional[Tuple[str, str]] = None
+    since: Optional[Tuple[str, str]] = None  # (datetime field, time): at or after it
+
+    def __bool__(self):
+        return bool(self.match or self.any or self.not_any or self.not_ids or self.before
+                    or self.since)
+
+    @staticmethod
+    def of(match: Optional[Mapping[str, Any]] = None, where: Optional["Where"] = None) -> "Where":
+        """`where` with the exact matches of `match` added (search's two ways to filter)."""
+        where = where or Where()
+        return Where(match={**where.match, **(match or {})}, any=where.any,
+                     not_any=where.not_any, not_ids=where.not_ids, before=where.before,
+                     since=where.since)
 
 
 class StoreError(RuntimeError):
@@ -52,7 +84,45 @@ class Store:
 
     description: str
 
-    def ensure_collection(self, name: str, dim: int) -> None:
+    def ensure_collection(self, name: str, dim: int,
+                          indexes: Optional[Mapping[str, str]] = None) -> None:
+        """Creates the collection when missing (cosine, `dim`), refuses one of another
+        vector size, and indexes `indexes` (default: the events' INDEXED_FIELDS)."""
+        raise NotImplementedError
+
+    def exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def vector_size(self, name: str) -> Optional[int]:
+        raise NotImplementedError
+
+    def retrieve(self, name: str, ids: Sequence[str], with_vector: bool = False) -> List["Hit"]:
+        """The points of `ids` that exist."""
+        raise NotImplementedError
+
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def delete_where(self, name: str, where: Where) -> int:
+        """Deletes the points `where` selects; returns how many there were."""
+        raise NotImplementedError
+
+    def count_where(self, name: str, where: Where) -> int:
+        raise NotImplementedError
+
+    def facet(self, name: str, key: str, where: Optional[Where] = None,
+              limit: int = 10_000) -> Dict[Any, int]:
+        """{value of payload field `key`: points holding it}, exactly, over `where`."""
+        raise NotImplementedError
+
+    def latest(self, name: str, where: Where, order_key: str, limit: int,
+               with_vector: bool = True) -> List["Hit"]:
+        """The `limit` points `where` selects with the largest `order_key` (an indexed
+        datetime), newest first."""
+        raise NotImplementedError
+
+    def set_payload(self, name: str, ids: Sequence[str], payload: Dict[str, Any]) -> None:
+        """Sets these payload keys on the points (the others stay)."""
         raise NotImplementedError
 
     def upsert(self, name: str, points: List[Point]) -> None:
@@ -66,10 +136,12 @@ class Store:
         raise NotImplementedError
 
     def search(self, name: str, vector: Sequence[float], limit: int = 5,
-               match: Optional[Dict[str, Any]] = None) -> List[Hit]:
+               match: Optional[Dict[str, Any]] = None,
+               where: Optional[Where] = None) -> List[Hit]:
         raise NotImplementedError
 
-    def scroll(self, name: str, batch: int = 1000) -> Iterator[Hit]:
+    def scroll(self, name: str, batch: int = 1000,
+               where: Optional[Where] = None) -> Iterator[Hit]:
         raise NotImplementedError
 
     def matching(self, name: str, match: Dict[str, Any], limit: int = 1000,
@@ -131,17 +203,12 @@ def is_transient(exc: BaseException) -> bool:
             return getattr(code(), "name", "") in TRANSIENT_GRPC
         except Exception:  # pylint: disable=broad-except
             return False
-    try:
-        from qdrant_client.http.exceptions import ResponseHandlingException
-        if isinstance(exc, ResponseHandlingException):  # transport errors, timeouts
+    # qdrant-client's transport errors and timeouts, httpx's: told by their classes' names,
+    # so that a store without them (embedded) never imports them
+    for cls in type(exc).__mro__:
+        if (cls.__module__.startswith("qdrant_client") and cls.__name__ ==
+                "ResponseHandlingException") or (cls.__module__.startswith("httpx") and
+                                                 cls.__name__ == "TransportError"):
             return True
-    except ImportError:
-        pass
-    try:
-        import httpx
-        if isinstance(exc, httpx.TransportError):
-            return True
-    except ImportError:
-        pass
     text = str(exc)
     return "WouldBlock" in text or "Connection refused" in text or "timed out" in text

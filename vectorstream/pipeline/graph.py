@@ -39,6 +39,7 @@ def embed_dead_letters(batch, error):
     """RunInference's failed call → one dead letter per event in it (stage "embed")."""
     reason = f"embedding failed: {error!r}" if not isinstance(error, str) else error
     for events, _texts in batch:
+        events = [event for event in events if not event.delete]  # a tombstone needs no model
         telemetry.dead_letter("embed", len(events))
         for event in events:
             yield event_dead_letter("embed", reason, event.payload, event.raw)
@@ -54,7 +55,9 @@ class PairVectors(beam.DoFn):
     def process(self, element):
         events, result = element
         kept, vectors = [], []
-        for event, vector in zip(events, result.inference):
+        inference = iter(result.inference)  # a vector for each event but the tombstones
+        for event in events:
+            vector = None if event.delete else next(inference)
             if isinstance(vector, str):
                 telemetry.dead_letter("embed")
                 yield beam.pvalue.TaggedOutput(DEAD_LETTERS, event_dead_letter(
@@ -63,7 +66,7 @@ class PairVectors(beam.DoFn):
                 kept.append(event)
                 vectors.append(vector)
         if kept:
-            self.embedded.inc(len(kept))
+            self.embedded.inc(sum(1 for event in kept if not event.delete))
             yield kept, vectors
 
 
@@ -98,7 +101,7 @@ class EventsToQdrant(beam.PTransform):
         embedded, failed = (
             parsed.events
             | "Texts of each batch" >> beam.Map(
-                lambda events: (events, [event.text for event in events]))
+                lambda events: (events, [event.text for event in events if not event.delete]))
             | "Embed product text" >> RunInference(handler).with_exception_handling())
         paired = embedded | "Vectors with events" >> beam.ParDo(PairVectors()).with_outputs(
             DEAD_LETTERS, main="pairs")
@@ -110,7 +113,8 @@ class EventsToQdrant(beam.PTransform):
             batch_size=vs.write_batch_size, batch_bytes=vs.write_batch_bytes,
             flush_seconds=vs.flush_seconds, retry_seconds=vs.write_retry_seconds,
             opener=self._opener, in_flight=store.in_flight, grpc=store.grpc,
-            grpc_port=store.grpc_port))
+            grpc_port=store.grpc_port, retention_days=vs.retention_days,
+            expire_every=vs.window_seconds))
         # Each stage's dead letters, as that stage makes them: `build` writes each where it
         # is made (in the same bundle, before its offsets are committed); a Flatten of
         # them all would sit in a stage of its own, which a streaming DirectRunner never
@@ -122,7 +126,7 @@ class EventsToQdrant(beam.PTransform):
                         | "Dead letters leave the windows" >> beam.WindowInto(
                             beam.window.GlobalWindows()))
         return {"events": parsed.events, "dead_letters": dead_letters,
-                "dead_letter_parts": parts}
+                "dead_letter_parts": parts, "pairs": paired.pairs}
 
 
 def read_events(plan: RunPlan) -> beam.PTransform:
@@ -161,6 +165,13 @@ def build(pipeline: beam.Pipeline, plan: Union[RunPlan, PipelineOptions],
     outputs = (pipeline
                | "Read events from Kafka" >> (source or read_events(plan))
                | "Events to Qdrant" >> EventsToQdrant(plan, model, opener))
+    if plan.products or plan.users:
+        from vectorstream.pipeline.entities import ProductsAndProfiles
+        outputs["pairs"] | "Products and profiles" >> ProductsAndProfiles(plan, model, opener)
+    if vs.catalog_topic:
+        from vectorstream.pipeline.entities import CatalogToProducts
+        outputs["dead_letter_parts"]["catalog"] = (
+            pipeline | "Catalog to products" >> CatalogToProducts(plan, model, opener))
     for stage, part in outputs["dead_letter_parts"].items():
         if vs.dead_letter_path:
             (part | f"Write {stage} dead letters to a file" >> beam.ParDo(

@@ -34,10 +34,14 @@ def preflight(plan: RunPlan) -> ModelChoice:
     if not vs.dead_letter_path:
         ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name(), extra=vs.kafka_extra())
     group_offsets(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
+    if vs.catalog_topic:
+        from vectorstream.io.kafka_admin import partitions_of
+        partitions_of(vs.bootstrap(), vs.catalog_topic, vs.kafka_extra())
     store = open_store(url=store_plan.url, path=store_plan.path, grpc=store_plan.grpc,
                        grpc_port=store_plan.grpc_port)
     try:
-        store.ensure_collection(store_plan.collection, model.dim)
+        from vectorstream.io.versions import writable
+        writable(store, store_plan.collection, model.name, model.dim)
     finally:
         store.close()
     return model
@@ -177,8 +181,15 @@ def run(argv: Optional[List[str]] = None, wait: bool = True):
 
 
 def execute(plan: RunPlan, wait: bool = True):
-    """Checks the services, fetches what the runner needs, builds and runs the plan."""
+    """Checks the services, fetches what the runner needs, builds and runs the plan. The
+    model starts loading first, in a thread, when the pipeline's Python runs in this
+    process: the checks, the jars and the graph do not wait for it."""
     vs = plan.vs
+    telemetry.mark("plan resolved")
+    if not plan.workers_elsewhere:
+        from vectorstream.transforms.model import choose_model, preload
+        preload(choose_model(vs.model).path, resolve_device(vs.device),
+                vs.inference_batch_size)
     with contextlib.ExitStack() as stack:
         if plan.start_worker_pool:
             from vectorstream.runners.flink import RunWorkerPool
@@ -190,10 +201,12 @@ def execute(plan: RunPlan, wait: bool = True):
             from apache_beam.utils.subprocess_server import SubprocessServer
             stack.enter_context(SubprocessServer.cache_subprocesses())
         model = preflight(plan)
+        telemetry.mark("Kafka and the store checked")
         prepare(plan)
         watcher = BoundWatcher(plan) if plan.java_bound == "launcher" else None
         pipeline = beam.Pipeline(options=plan.options)
         build(pipeline, plan, model)
+        telemetry.mark("pipeline built")
         reporter = None
         if vs.progress_seconds > 0:
             from vectorstream.pipeline.progress import ProgressReporter
@@ -205,6 +218,7 @@ def execute(plan: RunPlan, wait: bool = True):
         telemetry.STATUS.pipeline_running(True)
         try:
             result = pipeline.run()
+            telemetry.mark("runner started")
             # Beam's portable runners stop their job server on SIGINT, before the job is
             # cancelled; Ctrl-C (and SIGTERM, from a service manager) is ours to handle
             # (below): cancel the job, then stop.
@@ -239,4 +253,7 @@ def execute(plan: RunPlan, wait: bool = True):
                 reporter.stop()
         if wait:
             telemetry.STATUS.pipeline_running(False, "the pipeline has finished")
+            if vs.timeline:
+                import json
+                print("timeline: " + json.dumps(telemetry.timeline()), flush=True)
         return result

@@ -88,6 +88,12 @@ class RunPlan:
     keep_expansion_service: bool  # Prism runs KafkaIO in the expansion service's JVM
     flink_master: Optional[str]
     store: StorePlan
+    products: Optional[str]  # the products collection (None: not kept)
+    users: Optional[str]  # the users collection (None: no profiles)
+    # How products and profiles are written: "window" (a combine per key and window, one
+    # element per key) or "bundle" (the streaming DirectRunner, where windows never close
+    # on an unbounded read: with the bundle that stored the events, see pipeline.entities)
+    entity_writes: str
     fetch: Tuple[str, ...]  # keys of FETCH_WHAT, in order
     why: Mapping[str, str] = field(repr=False, compare=False)
 
@@ -116,7 +122,17 @@ class RunPlan:
             rows.append(("java environment", self.java_environment or "Beam's default",
                          self.why["java_environment"]))
         rows += [("python workers", self.python_workers, self.why["python_workers"]),
-                 ("store", self.store.describe(), self.why["store"])]
+                 ("store", self.store.describe(), self.why["store"]),
+                 ("products, users", f"{self.products or 'not kept'}, "
+                                     f"{self.users or 'no profiles'}"
+                                     + (f"; catalog topic {vs.catalog_topic}"
+                                        if vs.catalog_topic else ""),
+                  "--products, --profiles (on by default), --catalog_topic"),
+                 ("entity writes", {"window": "once per key and window (a combine)",
+                                    "bundle": "with the bundle that stored the events"}[
+                                        self.entity_writes],
+                  "the streaming DirectRunner never closes a window on an unbounded read"
+                  if self.entity_writes == "bundle" else "the runner closes windows")]
         if self.runner == "FlinkRunner":
             portable = self.options.view_as(PortableOptions)
             parallelism = self.options.view_as(FlinkRunnerOptions).parallelism
@@ -310,6 +326,10 @@ def from_options(options: PipelineOptions, given: Sequence[str] = (),
                                                      "this process")
 
     store = _store_plan(vs, given, why)
+    if vs.catalog_topic and not vs.products:
+        raise UsageError("--catalog_topic feeds the products collection: leave --products on")
+    if vs.catalog_topic and vs.catalog_topic in (vs.topic, vs.dead_letter_topic_name()):
+        raise UsageError("--catalog_topic must differ from --topic and the dead-letter topic")
     if workers_elsewhere and not store.is_server:
         raise UsageError(
             f"--environment_type {portable.environment_type or 'of this runner'} runs the "
@@ -336,7 +356,12 @@ def from_options(options: PipelineOptions, given: Sequence[str] = (),
         python_workers=python_workers, workers_elsewhere=workers_elsewhere,
         start_worker_pool=start_worker_pool,
         keep_expansion_service=runner == "PrismRunner" and reader == "java",
-        flink_master=flink_master, store=store, fetch=tuple(fetch),
+        flink_master=flink_master, store=store,
+        products=(vs.products_collection or f"{vs.collection}_products") if vs.products
+        else None,
+        users=(vs.users_collection or f"{vs.collection}_users") if vs.profiles else None,
+        entity_writes="bundle" if runner == "DirectRunner" and streaming else "window",
+        fetch=tuple(fetch),
         why=types.MappingProxyType(why))
 
 

@@ -31,6 +31,7 @@ class ParsedEvent(NamedTuple):
     text: str
     size: int = 0
     raw: Optional[bytes] = None
+    delete: bool = False  # a tombstone: the point of this event id is deleted
 
 
 def dead_letter(stage: str, reason: str, original: Optional[bytes],
@@ -105,8 +106,23 @@ def _parsed(message, event: Event) -> ParsedEvent:
                        len(message.value) + 256, message.value)
 
 
+def _tombstone(message) -> ParsedEvent:
+    """A key with a null value: the point of that event id is deleted."""
+    if not message.key:
+        raise InvalidEvent("a tombstone (null value) without a key: there is no event id to "
+                           "delete")
+    try:
+        event_id = message.key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidEvent("a tombstone whose key is not UTF-8: there is no event id to "
+                           "delete") from None
+    return ParsedEvent(point_id(event_id), None, "", 0, None, True)
+
+
 def parse_message(message) -> ParsedEvent:
     """One Kafka message → a ParsedEvent; raises InvalidEvent with the reason."""
+    if message.value is None:
+        return _tombstone(message)
     return _parsed(message, parse_event(message.value))
 
 
@@ -117,7 +133,8 @@ def parse_messages(messages: Sequence) -> Tuple[List[ParsedEvent], List[Tuple[An
     dead: List[Tuple[Any, str]] = []
     for message in messages:
         try:
-            events.append(_parsed(message, parse_event(message.value)))
+            events.append(_parsed(message, parse_event(message.value))
+                          if message.value is not None else _tombstone(message))
         except InvalidEvent as exc:
             dead.append((message, str(exc)))
     return events, dead
