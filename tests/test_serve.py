@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from conftest import GroupOffsets, PipelineProcess
+from conftest import SERVER_URL, GroupOffsets, PipelineProcess
 from vectorstream.io.kafka_admin import ensure_topic
 from vectorstream.io.produce import generate, produce
 
@@ -23,9 +23,11 @@ def free_port():
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def stream(kafka, tmp_path):
-    """A streaming run that has stored a first lot of events (and keeps the store)."""
+@pytest.fixture(params=["edge", pytest.param("server", marks=pytest.mark.server)])
+def stream(request, kafka, tmp_path):
+    """A streaming run that has stored a first lot of events (and keeps the store): into
+    the embedded store, or a fresh collection on the Qdrant server VECTORSTREAM_QDRANT_URL
+    names."""
     topic = f"serve-{uuid.uuid4().hex[:8]}"
     ensure_topic(kafka, topic, partitions=1)
     messages = list(generate(150, products=30, seed=81))
@@ -33,14 +35,19 @@ def stream(kafka, tmp_path):
     group = f"g-{topic}"
     offsets = GroupOffsets(kafka, topic, group, partitions=(0,))
     path = str(tmp_path / "q")
+    if request.param == "server":
+        store = ["--qdrant_url", SERVER_URL, "--collection", topic]
+    else:
+        store = ["--qdrant_path", path]
     pipeline = PipelineProcess("--bootstrap_servers", kafka, "--topic", topic,
-                               "--consumer_group", group, "--qdrant_path", path,
+                               "--consumer_group", group, *store,
                                "--window_seconds", "2", "--progress_seconds", "0",
                                "--dead_letter_path", str(tmp_path / "dead.jsonl"))
     offsets.wait_for(len(messages), timeout=300, pipeline=pipeline)
     time.sleep(6)  # the window's products and profiles
     yield {"path": path, "topic": topic, "messages": messages, "pipeline": pipeline,
-           "offsets": offsets}
+           "offsets": offsets, "store": store, "kind": request.param,
+           "collection": topic if request.param == "server" else "ecommerce_events"}
     pipeline.stop(timeout=60)
     offsets.close()
 
@@ -48,7 +55,7 @@ def stream(kafka, tmp_path):
 def test_serve_answers_while_a_run_writes(kafka, stream, tmp_path):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "vectorstream", "serve", "--port",
-                               str(port), "--qdrant_path", stream["path"],
+                               str(port), *stream["store"],
                                "--refresh_seconds", "2"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -78,7 +85,7 @@ def test_serve_answers_while_a_run_writes(kafka, stream, tmp_path):
             missing = client.get("/recommend/user/nobody-at-all")
             assert missing.status_code == 404 and missing.json() == {
                 "error": "not_found",
-                "reason": "no profile of user 'nobody-at-all' in ecommerce_events_users"}
+                "reason": f"no profile of user 'nobody-at-all' in {stream['collection']}_users"}
             assert client.get("/recommend/product/none").status_code == 404
             bad = client.get("/search", params={"q": "x", "limit": 0})
             assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "limit"]
@@ -96,13 +103,14 @@ def test_serve_answers_while_a_run_writes(kafka, stream, tmp_path):
             while client.get("/healthz").json()["products"] <= before:
                 assert time.time() < deadline, "the new products never showed"
                 time.sleep(1)
-            # the store gone: 503, with the reason
-            stream["pipeline"].stop(timeout=60)
-            shutil.rmtree(stream["path"])
-            time.sleep(2.5)
-            gone = client.get(f"/recommend/user/{user}")
-            assert gone.status_code == 503 and gone.json()["error"] == "store_unavailable"
-            assert client.get("/healthz").status_code == 503
+            if stream["kind"] == "edge":  # (a server going away: tests/test_server_path.py)
+                # the store gone: 503, with the reason
+                stream["pipeline"].stop(timeout=60)
+                shutil.rmtree(stream["path"])
+                time.sleep(2.5)
+                gone = client.get(f"/recommend/user/{user}")
+                assert gone.status_code == 503 and gone.json()["error"] == "store_unavailable"
+                assert client.get("/healthz").status_code == 503
     finally:
         server.terminate()
         server.wait(30)

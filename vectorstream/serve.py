@@ -39,7 +39,8 @@ class ServeConfig:
 class StoreHolder:
     """The store the API reads, opened again every `refresh_seconds` when it is an
     embedded store (a new copy of a shard a pipeline holds: what it wrote since; or the
-    shard itself again). Calls are serialised: an embedded shard is one handle."""
+    shard itself again). Calls to an embedded shard are serialised (one handle); calls to
+    a server run in parallel (FastAPI's thread pool, one gRPC channel)."""
 
     def __init__(self, opener: Callable[[], Any], refresh_seconds: float):
         self._opener, self._refresh = opener, refresh_seconds
@@ -51,14 +52,17 @@ class StoreHolder:
     def call(self, fn):
         with self._lock:
             now = time.monotonic()
-            if self._store is not None and not hasattr(self._store, "client") \
-                    and now - self._opened >= self._refresh:
+            embedded = self._store is not None and not hasattr(self._store, "client")
+            if embedded and now - self._opened >= self._refresh:
                 self._store.close()
                 self._store = None
             if self._store is None:
                 self._store = self._opener()
                 self._opened = now
-            return fn(self._store)
+            store = self._store
+            if not hasattr(store, "client"):
+                return fn(store)  # an embedded shard: one call at a time
+        return fn(store)  # a server (qdrant-client over gRPC): calls in parallel
 
     def close(self):
         with self._lock:

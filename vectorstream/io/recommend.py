@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from vectorstream.io.qdrant import Hit, Store
 from vectorstream.io.store import Where
-from vectorstream.transforms.entities import blend, product_point_id, user_point_id
+from vectorstream.transforms.entities import personal_score, product_point_id, user_point_id
 
 # How many times an event of each type counts as an example (0: not at all).
 WEIGHTS = {"purchase": 3, "add_to_cart": 2, "wishlist_add": 2, "view": 1, "search": 1}
@@ -162,10 +162,23 @@ def for_product_point(store: Store, products: str, product_id: str, limit: int =
 
 
 def search_for_user(store: Store, products: str, users: str, user_id: str, query_vector,
-                    limit: int = 5, weight: float = 0.3):
-    """Products for a query, nudged by the user's profile: the query's vector plus
-    `weight` times the profile's, normalised (`transforms.entities.blend`)."""
+                    limit: int = 5, weight: float = 0.3, candidates: int = 50,
+                    floor: float = 0.5):
+    """Products for a query, nudged by the user's profile: the query picks the candidates
+    (of its max(candidates, 5 × limit) nearest products, those scoring at least `floor`
+    of the best one), the profile reorders them, each scored q·x + weight · p·x
+    (`transforms.entities.personal_score`). A short query matches every product weakly;
+    blending the vectors before the search, or reordering all of the nearest, let the
+    profile bring products the query never asked for (books asked, laptops found)."""
     user = profile_of(store, users, user_id)
-    hits = store.search(products, blend(list(map(float, query_vector)), user.vector, weight),
-                        limit=limit)
-    return [Recommendation(as_product(h.payload), h.score, "") for h in hits]
+    query = list(map(float, query_vector))
+    hits = store.search(products, query, limit=max(candidates, 5 * limit))
+    if not hits:
+        return []
+    if hits[0].score > 0:
+        hits = [h for h in hits if h.score >= floor * hits[0].score]
+    vectors = {h.id: h.vector for h in store.retrieve(products, [h.id for h in hits],
+                                                      with_vector=True)}
+    scored = sorted(((personal_score(h.score, vectors.get(h.id), user.vector, weight), h)
+                     for h in hits), key=lambda pair: -pair[0])
+    return [Recommendation(as_product(h.payload), score, "") for score, h in scored[:limit]]

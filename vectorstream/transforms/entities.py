@@ -114,13 +114,11 @@ def profile(events: Sequence[Dict[str, Any]], n: int = 50,
     return [x / norm for x in total], facts
 
 
-def blend(query: Sequence[float], profile_vector: Optional[Sequence[float]],
-          weight: float = 0.3) -> List[float]:
-    """Personalised search: the query's vector nudged toward the user's profile,
-    normalize(q + weight · p). 0.3 keeps the query in charge (the profile reorders what
-    matches the text, it does not replace it)."""
-    if profile_vector is None:
-        return list(query)
-    mixed = [q + weight * p for q, p in zip(query, profile_vector)]
-    norm = math.sqrt(sum(x * x for x in mixed)) or 1.0
-    return [x / norm for x in mixed]
+def personal_score(query_score: float, product_vector: Optional[Sequence[float]],
+                   profile_vector: Optional[Sequence[float]], weight: float = 0.3) -> float:
+    """Personalised search's score of a product the query found: the query's cosine plus
+    `weight` times the profile's (q·x + w·p·x, all vectors normalised). 0.3 keeps the query
+    in charge: the profile reorders what matches the text, it does not replace it."""
+    if profile_vector is None or product_vector is None:
+        return query_score
+    return query_score + weight * sum(p * x for p, x in zip(profile_vector, product_vector))
