@@ -48,6 +48,10 @@ def _dead_letter_note(args) -> str:
         kept = ("for ever (retention.ms -1)" if retention < 0 else
                 f"for {retention / 86_400_000:g} days (retention.ms {retention})")
     except Exception as exc:  # pylint: disable=broad-except
+        if "UNKNOWN_TOPIC" in str(exc):
+            return (f"note: there is no dead-letter topic {topic} on {args.bootstrap_servers}, "
+                    f"so no dead letters of this user there (a run with --dead_letter_path "
+                    f"keeps them in that file: delete their lines there)")
         kept = f"for its retention, which could not be read ({str(exc)[:100]})"
     return (f"note: dead letters on Kafka topic {topic} may hold this user's malformed "
             f"messages; a Kafka topic cannot be edited, so they stay until the topic drops "
@@ -113,8 +117,16 @@ def cmd_reindex(args, extra) -> int:
         model = choose_model(args.model)
         encoder = load_model(model.path, resolve_device(args.device))
 
+        cache: dict = {}  # text -> vector: a shop's events repeat their products' texts
+
         def encode(texts):
-            return encoder.encode(list(texts), normalize_embeddings=True)
+            texts = list(texts)
+            missing = list(dict.fromkeys(t for t in texts if t not in cache))
+            if missing:
+                if len(cache) + len(missing) > 50_000:
+                    cache.clear()
+                cache.update(zip(missing, encoder.encode(missing, normalize_embeddings=True)))
+            return [cache[t] for t in texts]
         from_kafka = _from_kafka(args, model) if args.from_kafka else None
         open_read, open_write = (lambda: _open_read(args)), (lambda: _open_write(args))
         if args.qdrant_url and args.qdrant_url.startswith("local://"):
