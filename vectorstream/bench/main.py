@@ -28,7 +28,12 @@ def run_bench(args) -> Dict:
     work = tempfile.mkdtemp(prefix="vectorstream-bench-")
     print(f"bench: {args.workload}, {args.events} events, {device}, source {args.source}, "
           f"work dir {work}", file=sys.stderr)
-    messages = workload_messages(args.workload, args.events)
+    if args.baseline == "plain" and not args.qdrant_url:
+        raise UsageError("--baseline plain writes with qdrant-client over gRPC, as a user's "
+                         "consumer would: give --qdrant_url (a Qdrant server)")
+    if args.baseline == "plain" and args.source != "kafka":
+        raise UsageError("--baseline plain reads Kafka: leave --source kafka")
+    messages = workload_messages(args.workload, args.events, catalog_size=args.products)
     run_id = uuid.uuid4().hex[:8]
     ours_flags = list(args.ours_flag or [])
     if device == "cuda" and not args.ours_flag:
@@ -51,6 +56,19 @@ def run_bench(args) -> Dict:
         with open(spec["messages"], "wb") as fh:
             pickle.dump(messages, fh)
     del messages
+    if args.baseline == "plain":
+        from vectorstream.bench.commands import run_commands
+        spec["run_id"] = run_id
+        report = run_commands(spec, work)
+        report.update(workload=args.workload, events=args.events, device=device,
+                      model=model.name, products=args.products, partitions=args.partitions,
+                      store=f"Qdrant server at {args.qdrant_url}", baseline="plain",
+                      date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                      machine=machine(), command=" ".join(["vectorstream", "bench"]
+                                                          + args.argv))
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return report
     report = {"workload": args.workload, "events": args.events, "device": device,
               "source": ("Kafka (local broker, " f"{args.partitions} partitions)"
                          if args.source == "kafka" else
@@ -114,6 +132,14 @@ def main_bench(args) -> int:
         if args.events <= 0:
             raise UsageError("--events must be positive")
         report = run_bench(args)
+    if report.get("baseline") == "plain":
+        from vectorstream.bench.commands import table as commands_table
+        with open(args.report, "w") as fh:
+            json.dump(report, fh, indent=2)
+        print(f"report: {args.report}")
+        report["machine"] = f"{report['machine'].get('cpus')} CPUs"
+        print(commands_table(report))
+        return 0 if report["stored_all"] else 1
     own = own_memory(report)
     if own:
         report["ours_less_store_growth"] = own

@@ -134,3 +134,23 @@ def machine() -> Dict:
     except ImportError:
         pass
     return info
+
+
+def server_settled(url: str, timeout: float = 900.0) -> float:
+    """Waits until every collection on the Qdrant server at `url` is green (its optimizers
+    done: the points of the last run indexed), so that the next run does not share the
+    cores with the server indexing the last one's; returns the seconds waited."""
+    import json
+    import urllib.request
+
+    def status(path):
+        with urllib.request.urlopen(f"{url.rstrip('/')}{path}", timeout=10) as response:
+            return json.load(response)["result"]
+    started = time.time()
+    while time.time() - started < timeout:
+        names = [c["name"] for c in status("/collections")["collections"]]
+        if all(status(f"/collections/{name}")["status"] == "green" for name in names):
+            break
+        time.sleep(2)
+    return round(time.time() - started, 1)
+

@@ -12,9 +12,12 @@ from vectorstream.bench.workloads import COLLECTION
 def build_ours(pipeline, spec: Dict) -> None:
     from vectorstream.pipeline.graph import build
     from vectorstream.pipeline.plan import resolve
+    # The events collection alone, as stock Beam and the hand-written consumer write it
+    # (--ours_flag=--products=on --ours_flag=--profiles=on adds the products and profiles).
     flags = ["--topic", spec["topic"], "--collection", COLLECTION, "--device", spec["device"],
              "--dead_letter_path", os.path.join(spec["dir"], "ours-dead-letters.jsonl"),
-             "--progress_seconds", "0", *spec.get("ours_flags", [])]
+             "--progress_seconds", "0", "--products", "off", "--profiles", "off",
+             *spec.get("ours_flags", [])]
     if spec["model"]:
         flags += ["--model", spec["model"]]
     if spec.get("qdrant_url"):

@@ -17,15 +17,17 @@ COLLECTION = "bench"
 # ---------------------------------------------------------------- the events
 
 
-def workload_messages(workload: str, count: int, seed: int = 11) -> List[tuple]:
+def workload_messages(workload: str, count: int, seed: int = 11,
+                      catalog_size: int = CATALOG_SIZE) -> List[tuple]:
     """(key, value) messages: `unique` gives every event its own product text; `catalog`
-    draws products Zipf-like (s = 1.1) from a 10k-product catalog, as shops see."""
+    draws products Zipf-like (s = 1.1) from a catalog (10k products unless told), as shops
+    see."""
     from vectorstream.io.produce import catalog, make_event
     rng = random.Random(seed)
     if workload == "unique":
         products = catalog(count, seed=seed)
     elif workload == "catalog":
-        items = catalog(CATALOG_SIZE, seed=seed)
+        items = catalog(catalog_size, seed=seed)
         rng.shuffle(items)  # popularity is not the catalog order
         cumulative, total = [], 0.0
         for rank in range(1, len(items) + 1):

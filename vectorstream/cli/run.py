@@ -14,6 +14,8 @@ def cmd_run(args, extra: List[str]) -> int:
     if "--explain" in extra:
         print(plan.explain())
         return 0
+    from vectorstream.pipeline.early import start_model_loading
+    start_model_loading(plan)  # loads while the launcher (Beam's RunInference, torch) imports
     from vectorstream.pipeline.launch import counters, execute
     result = execute(plan)
     found = counters(result)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.ml.inference.base import RunInference
 
 from vectorstream.io.entities import WriteCatalogFn, WriteProductsFn, WriteProfilesFn
 from vectorstream.io.kafka_admin import topic_offsets
@@ -29,7 +29,7 @@ from vectorstream.io.kafka_source import KafkaSource, ReadEvents
 from vectorstream.io.qdrant import Store, open_store
 from vectorstream.pipeline.plan import RunPlan
 from vectorstream.transforms.catalog import InvalidRecord, parse_record
-from vectorstream.transforms.embed import SentenceEmbeddingHandler
+from vectorstream.transforms.embed import KeyedEmbeddingHandler, SentenceEmbeddingHandler
 from vectorstream.transforms.entities import pick_latest
 from vectorstream.transforms.model import ModelChoice
 from vectorstream.transforms.parse import DEAD_LETTERS, dead_letter
@@ -136,7 +136,7 @@ class CatalogToProducts(beam.PTransform):
         source = KafkaSource(vs.bootstrap(), vs.catalog_topic, group=vs.consumer_group,
                              start_from="earliest", config=vs.kafka_extra(),
                              batch_records=vs.batch_events, ending_offsets=ends)
-        handler = KeyedModelHandler(SentenceEmbeddingHandler(
+        handler = KeyedEmbeddingHandler(SentenceEmbeddingHandler(
             self._model.path, device=vs.device, batch_size=vs.inference_batch_size,
             cache_size=vs.embedding_cache_size))
         parsed = (pbegin

@@ -12,7 +12,7 @@ from typing import Callable, Optional, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from vectorstream import telemetry
@@ -22,7 +22,7 @@ from vectorstream.io.kafka_source import KafkaSource, ReadEvents
 from vectorstream.io.qdrant import Store, open_store
 from vectorstream.io.sink import WriteToQdrantFn
 from vectorstream.pipeline.plan import RunPlan, from_options
-from vectorstream.transforms.embed import SentenceEmbeddingHandler
+from vectorstream.transforms.embed import KeyedEmbeddingHandler, SentenceEmbeddingHandler
 from vectorstream.transforms.model import ModelChoice, choose_model
 from vectorstream.transforms.parse import (DEAD_LETTERS, ParseEvents, encode_dead_letter,
                                            event_dead_letter)
@@ -92,7 +92,7 @@ class EventsToQdrant(beam.PTransform):
 
     def expand(self, batches):
         vs, model, store = self._vs, self._model, self._plan.store
-        handler = KeyedModelHandler(self._handler_class(
+        handler = KeyedEmbeddingHandler(self._handler_class(
             model.path, device=vs.device, batch_size=vs.inference_batch_size,
             cache_size=vs.embedding_cache_size))
         batches = batches | "Window into fixed intervals" >> beam.WindowInto(

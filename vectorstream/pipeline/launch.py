@@ -20,6 +20,7 @@ from vectorstream import telemetry
 from vectorstream.io.kafka_admin import ensure_topic, group_offsets, topic_offsets
 from vectorstream.io.qdrant import open_store
 from vectorstream.pipeline.graph import build
+from vectorstream.pipeline.early import start_model_loading
 from vectorstream.pipeline.plan import RunPlan, resolve
 from vectorstream.transforms.model import ModelChoice, choose_model, resolve_device
 
@@ -185,11 +186,7 @@ def execute(plan: RunPlan, wait: bool = True):
     model starts loading first, in a thread, when the pipeline's Python runs in this
     process: the checks, the jars and the graph do not wait for it."""
     vs = plan.vs
-    telemetry.mark("plan resolved")
-    if not plan.workers_elsewhere:
-        from vectorstream.transforms.model import choose_model, preload
-        preload(choose_model(vs.model).path, resolve_device(vs.device),
-                vs.inference_batch_size)
+    start_model_loading(plan)  # at once, if the command did not already
     with contextlib.ExitStack() as stack:
         if plan.start_worker_pool:
             from vectorstream.runners.flink import RunWorkerPool

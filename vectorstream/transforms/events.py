@@ -130,6 +130,8 @@ def point_id(event_id: str) -> str:
 
 
 def format_time(value: dt.datetime) -> str:
+    if value.tzinfo is dt.timezone.utc:  # as validation leaves it: no conversion to make
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"
     return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -116,35 +116,40 @@ def load_model(path: str, device: str):
     return model
 
 
-_PRELOADED: dict = {}  # (path, device, batch size) -> a Future of the warmed-up model
+_PRELOADED: dict = {}  # (path, --device, batch size) -> a Future of the warmed-up model
 
 
 def preload(path: str, device: str, batch_size: int):
     """Starts loading (and warming up) the model in a thread, so that it loads while the
-    launcher checks Kafka and the store and builds the pipeline; the embedding handler of
-    this process takes it from there (`loaded`)."""
+    launcher imports the graph, checks Kafka and the store and builds the pipeline; the
+    embedding handler of this process takes it from there (`loaded`). `device` is the flag
+    (auto, cpu, cuda): resolving it imports torch, which the thread does."""
     from concurrent.futures import ThreadPoolExecutor
     key = (path, device, batch_size)
     if key not in _PRELOADED:
         def load():
-            model = load_model(path, device)
-            warm_up(model, batch_size)
+            resolved = resolve_device(device)
+            model = load_model(path, resolved)
+            warm_up(model, batch_size, resolved)
             return model
         _PRELOADED[key] = ThreadPoolExecutor(1, thread_name_prefix="preload").submit(load)
     return _PRELOADED[key]
 
 
 def loaded(path: str, device: str, batch_size: int):
-    """The model `preload` loaded in this process (waiting for it), or None."""
+    """The model `preload` loaded in this process for that --device (waiting for it), or
+    None."""
     future = _PRELOADED.get((path, device, batch_size))
     return future.result() if future is not None else None
 
 
-def warm_up(model, batch_size: int) -> None:
+def warm_up(model, batch_size: int, device: str = "cuda") -> None:
     """A few throw-away batches at load time: the first forward passes pay for lazy
     imports, kernel selection and CUDA context set-up (seconds on a GPU), which would
-    otherwise land on the first events of the stream."""
-    for words in (4, 32, 120):
+    otherwise land on the first events of the stream. On CPU one short batch does it (the
+    long ones cost MiniLM ~2.8 s of start-up here and bought nothing: docs/performance.md,
+    lever 20)."""
+    for words in (4, 32, 120) if device == "cuda" else (4,):
         model.encode([" ".join(["warm"] * words)] * min(batch_size, 64), batch_size=batch_size,
                      show_progress_bar=False)
 
