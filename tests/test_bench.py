@@ -5,6 +5,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from conftest import SERVER_URL
+
 from vectorstream.bench.workloads import workload_messages
 
 
@@ -40,3 +44,26 @@ def test_bench_runs_ours_and_stock_and_reports(tmp_path):
     assert 0 < data["store_share"]["store_share"] < 1 and "less the store's" in proc.stdout
     assert (tmp_path / "report.png").stat().st_size > 10_000
     assert "ours / stock events/s" in proc.stdout
+
+
+@pytest.mark.server
+def test_bench_against_the_hand_written_consumer(kafka, tmp_path):
+    """`--baseline plain`: ours and the hand-written consumer, each a command timed start
+    to exit into the Qdrant server, both store every event; the report has each measure
+    and ours' start-up timeline (no speed asserted)."""
+    report = tmp_path / "plain.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vectorstream", "bench", "--workload", "catalog",
+         "--events", "600", "--products", "50", "--partitions", "2", "--baseline", "plain",
+         "--bootstrap_servers", kafka, "--qdrant_url", SERVER_URL, "--device", "cpu",
+         "--report", str(report)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads(report.read_text())
+    assert data["stored_all"] and data["speedup"] > 0
+    for side in ("ours", "plain"):
+        row = data[side]
+        assert row["rc"] == 0 and row["stored"] == 600
+        for key in ("wall_s", "startup_s", "us_per_event", "events_per_s_wall"):
+            assert row[key] is not None and row[key] > 0, (side, key, row)
+    assert "first record polled" in data["ours"]["timeline"]
+    assert "ours ÷ plain" in proc.stdout

@@ -92,8 +92,9 @@ def test_products_once_each_counts_and_profiles_replay_safe(kafka, tmp_path, sto
         assert {p: v["counts"] for p, v in again.items()} == \
             {p: v["counts"] for p, v in stored.items()}, "a replay doubles no count"
         after = _profiles(store, users)
-        for user in users:
-            assert np.allclose(before[user].vector, after[user].vector)
+        for user in users:  # (a replayed event is embedded again, in another batch:
+            # float32 noise of ~1e-8, not a change)
+            assert np.allclose(before[user].vector, after[user].vector, atol=1e-6)
             assert before[user].payload["event_ids"] == after[user].payload["event_ids"]
     finally:
         store.close()
@@ -138,25 +139,21 @@ def test_the_catalog_topic_keeps_the_products(kafka, tmp_path, store_flags):
                              record("c3", "Temiz Kod", "yazılım zanaatı")])
     produce(kafka, topic, [m for m in generate(5, seed=8)])
     _run(kafka, topic, f"g1-{topic}", flags, 5, "--catalog_topic", catalog)
-    store = opener()
-    try:
-        first = {h.payload["product_id"]: h for h in store.retrieve(
-            f"{EVENTS}_products", [product_point_id(p) for p in ("c1", "c2", "c3")],
-            with_vector=True)}
-    finally:
-        store.close()
+    def stored_products():
+        store = opener()
+        try:
+            return {h.payload["product_id"]: h for h in store.retrieve(
+                f"{EVENTS}_products", [product_point_id(p) for p in ("c1", "c2", "c3")],
+                with_vector=True)}
+        finally:
+            store.close()
+    first = stored_products()
     assert set(first) == {"c1", "c2", "c3"}
     produce(kafka, catalog, [record("c1", "Suç ve Ceza", "Rus edebiyatı, cep boy"),
                              (b"c2", None)])
     produce(kafka, topic, [m for m in generate(5, seed=9)])
     _run(kafka, topic, f"g1-{topic}", flags, 5, "--catalog_topic", catalog)
-    store = opener()
-    try:
-        second = {h.payload["product_id"]: h for h in store.retrieve(
-            f"{EVENTS}_products", [product_point_id(p) for p in ("c1", "c2", "c3")],
-            with_vector=True)}
-    finally:
-        store.close()
+    second = stored_products()
     assert set(second) == {"c1", "c3"}, "the tombstone deleted c2"
     assert second["c1"].payload["description"] == "Rus edebiyatı, cep boy"
     assert second["c1"].payload["text_hash"] != first["c1"].payload["text_hash"]

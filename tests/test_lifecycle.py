@@ -90,11 +90,13 @@ def test_forget_a_user_removes_their_points_and_nothing_else(kafka, tmp_path, st
     produce(kafka, topic, _messages(mine + theirs))
     _bounded(kafka, topic, 60, store)
     flags = store["flags"]
+    ensure_topic(kafka, f"{topic}.dlq", partitions=1)  # where her dead letters would be
     proc = cli("forget", "--user", "ayse", "--bootstrap_servers", kafka, "--topic", topic,
                *flags)
     assert proc.returncode == 0, proc.stderr
     assert "forgot user 'ayse': 30 event points and 1 profile(s) deleted" in proc.stdout
     assert "cannot be edited" in proc.stderr and f"{topic}.dlq" in proc.stderr
+    assert "retention.ms" in proc.stderr, "how long the topic keeps them, from the broker"
     assert _ids(store["open"]) == sorted(e["event_id"] for e in theirs)
     s = store["open"]()
     try:
@@ -105,8 +107,10 @@ def test_forget_a_user_removes_their_points_and_nothing_else(kafka, tmp_path, st
         assert counts == 30, "the products are counted without her events"
     finally:
         s.close()
-    again = cli("forget", "--user", "ayse", "--bootstrap_servers", kafka, *flags)
+    again = cli("forget", "--user", "ayse", "--bootstrap_servers", kafka, "--topic",
+                f"no-{topic}", *flags)
     assert again.returncode == 0 and "nothing of user 'ayse' is stored" in again.stdout
+    assert f"no dead-letter topic no-{topic}.dlq" in again.stderr
 
 
 def test_expire_removes_exactly_the_old_points(kafka, tmp_path, store):

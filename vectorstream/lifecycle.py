@@ -162,18 +162,22 @@ def reindex(open_read: Callable[[], Store], open_write: Callable[[], Store], ali
         started = time.time()
         from vectorstream.io.store import INDEXED_FIELDS
         write.ensure_collection(new, model.dim, INDEXED_FIELDS)
+
+        def copy(source, target, text_of, since=None):  # re-embedded, from a fresh read
+
+            read = open_read()
+            try:
+                return _copy(read, write, source, target, encode, text_of, model.name, since)
+            finally:
+                read.close()
+
         if from_kafka is not None:
             from_kafka(new)
             copied, passes = write.count(new), 0
         else:
             copied, since, passes = 0, None, 0
             while passes < max_passes:
-                read = open_read()
-                try:
-                    n, newest = _copy(read, write, old, new, encode, _event_text, model.name,
-                                      since)
-                finally:
-                    read.close()
+                n, newest = copy(old, new, _event_text, since)
                 copied += n
                 passes += 1
                 report(f"pass {passes}: {n} events copied into {new}")
@@ -183,17 +187,12 @@ def reindex(open_read: Callable[[], Store], open_write: Callable[[], Store], ali
                     time.sleep(settle_seconds)
                 since = newest
         moved = {alias: (old, new)}
-        for entity, fields, text_of in ((products, PRODUCT_FIELDS, _product_text),):
-            entity_old = aliases.current(entity)
-            if entity_old:
-                entity_new = version_name(entity, model.name)
-                write.ensure_collection(entity_new, model.dim, fields)
-                read = open_read()
-                try:
-                    _copy(read, write, entity_old, entity_new, encode, text_of, model.name)
-                finally:
-                    read.close()
-                moved[entity] = (entity_old, entity_new)
+        products_old = aliases.current(products)
+        if products_old:
+            products_new = version_name(products, model.name)
+            write.ensure_collection(products_new, model.dim, PRODUCT_FIELDS)
+            copy(products_old, products_new, _product_text)
+            moved[products] = (products_old, products_new)
         users_old = aliases.current(users)
         if users_old:
             users_new = version_name(users, model.name)
@@ -203,12 +202,7 @@ def reindex(open_read: Callable[[], Store], open_write: Callable[[], Store], ali
         for name, (_, target) in moved.items():
             aliases.point(name, target)
         if from_kafka is None:  # what the live pipeline stored between the last pass and now
-            read = open_read()
-            try:
-                late, _ = _copy(read, write, old, new, encode, _event_text, model.name,
-                                since)
-            finally:
-                read.close()
+            late, _ = copy(old, new, _event_text, since)
             copied += late
             report(f"after the move: {late} events copied")
         counts = {"old": _count(open_read, old), "new": write.count(new)}

@@ -25,6 +25,7 @@ from apache_beam.metrics import Metrics
 from vectorstream.io.qdrant import Point, Store, open_store
 from vectorstream.io.writes import acquire_store, release_store, with_retries
 from vectorstream.io.store import PRODUCT_FIELDS, USER_FIELDS, Where
+from vectorstream.transforms.events import point_id as event_point_id
 from vectorstream.transforms.entities import (EVENT_TYPES, newer, parse_time, pick_latest,
                                               product_payload, product_point_id, profile,
                                               user_point_id)
@@ -137,8 +138,14 @@ class WriteProductsFn(_EntityWriter):
             for pid, n in found.items():
                 if pid in counts:
                     counts[pid][event_type] = n
+        # the vectors of the events whose fields are stored: the events collection has them
+        wanted = {event_point_id(s[1]) for _, s in by_id.values() if s[3] is None}
+        vectors = {h.id: h.vector for h in self._call(lambda: store.retrieve(
+            self._events, list(wanted), with_vector=True))} if wanted else {}
         points, refresh = [], []
-        for point_id, (pid, (seen, _event_id, fields, vector, text)) in by_id.items():
+        for point_id, (pid, (seen, event_id, fields, vector, text)) in by_id.items():
+            if vector is None:
+                vector = vectors.get(event_point_id(event_id))
             old = stored.get(point_id) or {}
             last_seen = newer(old.get("last_seen"), seen)
             if old.get("fields_at") and parse_time(old["fields_at"]) > parse_time(seen):
@@ -147,6 +154,8 @@ class WriteProductsFn(_EntityWriter):
                                                       for t in EVENT_TYPES},
                                            "events": sum(counts[pid].values()),
                                            "last_seen": last_seen}))
+                continue
+            if vector is None:  # the event deleted since (a tombstone): its next sighting
                 continue
             points.append(Point(point_id, vector, product_payload(
                 fields, last_seen, counts[pid], seen, text, self._model_name)))

@@ -35,12 +35,12 @@ from vectorstream.io.qdrant import Point, Store, open_store
 from vectorstream.io.store import Where, is_transient
 from vectorstream.io.writes import (WriteFailed, acquire_store, close_all_stores,
                                     release_store, with_retries)
-
-__all__ = ["WriteToQdrantFn", "WriteFailed", "close_all_stores", "is_transient",
-           "make_point"]
 from vectorstream import telemetry
 from vectorstream.transforms.events import format_time
 from vectorstream.transforms.parse import FINGERPRINT_PREFIX, event_dead_letter
+
+__all__ = ["WriteToQdrantFn", "WriteFailed", "close_all_stores", "is_transient",
+           "make_point"]
 
 _LOG = logging.getLogger(__name__)
 

@@ -15,9 +15,11 @@ name of a collection).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import threading
 from typing import Dict, Optional
 
 from vectorstream.io.store import Store, StoreError
@@ -67,14 +69,19 @@ class Aliases:
     # -- moving
     def point(self, alias: str, version: str) -> Optional[str]:
         """Points `alias` at `version` atomically; returns the version it pointed at."""
-        before = self.read().get(alias) or {}
-        old = before.get("current")
         if self._edge:
-            entries = _read_file(self.store.path)
-            entries[alias] = {"current": version, "previous": old or before.get("previous")}
-            _write_file(self.store.path, entries)
+            with _file_lock(self.store.path):  # read, change, write: one writer at a time
+                entries = _read_file(self.store.path)
+                before = entries.get(alias) or {}
+                old = before.get("current")
+                if old != version:  # (another writer may have made it a moment ago)
+                    entries[alias] = {"current": version,
+                                      "previous": old or before.get("previous")}
+                    _write_file(self.store.path, entries)
             self.store.forget_resolved()
             return old
+        before = self.read().get(alias) or {}
+        old = before.get("current")
         from qdrant_client import models
         client = self.store.client
         operations = []
@@ -179,9 +186,27 @@ def _read_file(folder: str) -> Dict:
                          f"remove it to use the collections by their full names") from None
 
 
+_THREADS = threading.Lock()
+
+
+@contextlib.contextmanager
+def _file_lock(folder: str):
+    """aliases.json changed by one writer at a time: the threads of this process (the
+    writers of a run's three collections start together) and other processes (a reindex
+    beside a run) alike."""
+    import fcntl
+    os.makedirs(folder, exist_ok=True)
+    with _THREADS, open(os.path.join(folder, "aliases.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _write_file(folder: str, entries: Dict) -> None:
     os.makedirs(folder, exist_ok=True)
-    temporary = _aliases_path(folder) + f".{os.getpid()}.tmp"
+    temporary = _aliases_path(folder) + f".{os.getpid()}.{threading.get_ident()}.tmp"
     with open(temporary, "w") as fh:
         json.dump(entries, fh, indent=2)
         fh.flush()

@@ -36,18 +36,29 @@ from vectorstream.transforms.parse import DEAD_LETTERS, dead_letter
 
 
 def _sightings(pair):
-    events, vectors = pair
-    for event, vector in zip(events, vectors):
+    """The latest sighting of each product in one batch (time, event id, fields, text),
+    without its vector: the writer reads that from the stored event. What a combine keeps
+    per key and window stays small (on Flink the sightings wait in the GroupByKey's state
+    until the window closes, and that state is in every checkpoint: with vectors, 10,000
+    events made 8 MB, past Flink's 5 MB for state held in memory)."""
+    events, _ = pair
+    latest = {}
+    for event in events:
         if event.delete:
             continue
         payload = event.payload
-        yield payload["product"]["id"], (payload["timestamp"], payload["event_id"],
-                                         payload["product"], vector, event.text)
+        sighting = (payload["timestamp"], payload["event_id"], payload["product"], None,
+                    event.text)
+        pid = payload["product"]["id"]
+        if pid not in latest or pick_latest((latest[pid], sighting)) is sighting:
+            latest[pid] = sighting
+    return list(latest.items())
 
 
 def _users(pair):
-    events, _ = pair
-    return [(event.payload["user_id"], 1) for event in events if not event.delete]
+    events, _ = pair  # each user once a batch
+    return [(user, 1) for user in dict.fromkeys(event.payload["user_id"] for event in events
+                                                 if not event.delete)]
 
 
 def _writer_args(plan: RunPlan, model: ModelChoice, target: str, opener):
