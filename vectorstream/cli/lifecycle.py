@@ -117,16 +117,9 @@ def cmd_reindex(args, extra) -> int:
         model = choose_model(args.model)
         encoder = load_model(model.path, resolve_device(args.device))
 
-        cache: dict = {}  # text -> vector: a shop's events repeat their products' texts
-
-        def encode(texts):
-            texts = list(texts)
-            missing = list(dict.fromkeys(t for t in texts if t not in cache))
-            if missing:
-                if len(cache) + len(missing) > 50_000:
-                    cache.clear()
-                cache.update(zip(missing, encoder.encode(missing, normalize_embeddings=True)))
-            return [cache[t] for t in texts]
+        from vectorstream.transforms.embed import CachedEncoder
+        # the pipeline's LRU cache of vectors: a shop's events repeat their products' texts
+        encode = CachedEncoder(encoder, 50_000).encode
         from_kafka = _from_kafka(args, model) if args.from_kafka else None
         open_read, open_write = (lambda: _open_read(args)), (lambda: _open_write(args))
         if args.qdrant_url and args.qdrant_url.startswith("local://"):

@@ -50,7 +50,8 @@ def _sightings(pair):
         sighting = (payload["timestamp"], payload["event_id"], payload["product"], None,
                     event.text)
         pid = payload["product"]["id"]
-        if pid not in latest or pick_latest((latest[pid], sighting)) is sighting:
+        # (the stored times share one format, format_time's: as text they sort as times)
+        if pid not in latest or sighting[:2] > latest[pid][:2]:
             latest[pid] = sighting
     return list(latest.items())
 
