@@ -37,6 +37,13 @@ class KafkaMessage(NamedTuple):
     timestamp_ms: int  # Kafka's own timestamp (create or log-append time)
 
 
+class MessageBatch(list):
+    """A batch of KafkaMessage, one window's: the reader's element. A type of its own so
+    that its PCollection gets `kafka_source.MessageBatchCoder`."""
+
+    __slots__ = ()
+
+
 # ---------------------------------------------------------------------------------------
 # The event's own timestamp, read cheaply: the reader needs it for the element timestamp
 # before ParseEvents validates the message.
@@ -224,7 +231,7 @@ class KafkaPartitionReader(UnboundedReader):
                 self.close()
                 return False
         most = min(limit or self._source.batch_records, self._source.batch_records)
-        batch: List[KafkaMessage] = []
+        batch: List[KafkaMessage] = MessageBatch()
         first_ms = last_ms = 0
         window = None
         while self._pos < len(self._buffer) and len(batch) < most:

@@ -24,8 +24,9 @@ from apache_beam import coders
 from apache_beam.io.unbounded_source import UnboundedSource
 
 from vectorstream.io.kafka_admin import client_config, partitions_of
-from vectorstream.io.kafka_readers import (KafkaMessage, KafkaPartitionReader,
+from vectorstream.io.kafka_readers import (KafkaMessage, KafkaPartitionReader, MessageBatch,
                                            _MultiPartitionReader)
+from vectorstream.transforms.batches import BatchCoder
 
 __all__ = ["BatchMessages", "KafkaMessage", "KafkaSource", "ReadEvents"]
 
@@ -113,7 +114,20 @@ class KafkaSource(UnboundedSource):
         return coders.PickleCoder()
 
     def default_output_coder(self):
-        return coders.registry.get_coder(object)
+        return MessageBatchCoder()
+
+
+class MessageBatchCoder(BatchCoder):
+    """The reader's batches (`transforms.batches`): Beam samples a splittable read's outputs
+    for its byte counters, the first ten elements of every bundle
+    (`SdfProcessSizedElements` restarts the sampling per element), so nearly every batch
+    was pickled once more just to be measured."""
+
+    def to_type_hint(self):
+        return MessageBatch
+
+
+coders.registry.register_coder(MessageBatch, MessageBatchCoder)
 
 
 class BatchMessages(beam.PTransform):

@@ -12,7 +12,6 @@ from typing import Callable, Optional, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from vectorstream import telemetry
@@ -22,7 +21,9 @@ from vectorstream.io.kafka_source import KafkaSource, ReadEvents
 from vectorstream.io.qdrant import Store, open_store
 from vectorstream.io.sink import WriteToQdrantFn
 from vectorstream.pipeline.plan import RunPlan, from_options
-from vectorstream.transforms.embed import KeyedEmbeddingHandler, SentenceEmbeddingHandler
+from vectorstream.transforms.batches import TextsOfBatch, VectorBatch
+from vectorstream.transforms.embed import (KeyedEmbeddingHandler, RunInference,
+                                           SentenceEmbeddingHandler)
 from vectorstream.transforms.model import ModelChoice, choose_model
 from vectorstream.transforms.parse import (DEAD_LETTERS, ParseEvents, encode_dead_letter,
                                            event_dead_letter)
@@ -67,7 +68,7 @@ class PairVectors(beam.DoFn):
                 vectors.append(vector)
         if kept:
             self.embedded.inc(sum(1 for event in kept if not event.delete))
-            yield kept, vectors
+            yield VectorBatch((kept, vectors))
 
 
 class EventsToQdrant(beam.PTransform):
@@ -100,11 +101,13 @@ class EventsToQdrant(beam.PTransform):
         parsed = batches | "Parse and validate events" >> ParseEvents()
         embedded, failed = (
             parsed.events
-            | "Texts of each batch" >> beam.Map(
-                lambda events: (events, [event.text for event in events if not event.delete]))
+            | "Texts of each batch" >> beam.Map(lambda events: TextsOfBatch(
+                (events, [event.text for event in events if not event.delete]))
+            ).with_output_types(TextsOfBatch)
             | "Embed product text" >> RunInference(handler).with_exception_handling())
-        paired = embedded | "Vectors with events" >> beam.ParDo(PairVectors()).with_outputs(
-            DEAD_LETTERS, main="pairs")
+        paired = embedded | "Vectors with events" >> beam.ParDo(
+            PairVectors()).with_output_types(VectorBatch).with_outputs(DEAD_LETTERS,
+                                                                       main="pairs")
         embed_failures = (failed.failed_inferences
                           | "Failed calls to dead letters" >> beam.FlatMapTuple(
                               embed_dead_letters))

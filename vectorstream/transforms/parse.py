@@ -16,6 +16,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from vectorstream import telemetry
+from vectorstream.transforms.batches import EventBatch
 from vectorstream.transforms.events import (Event, InvalidEvent, format_time, parse_event,
                                             point_id)
 
@@ -159,7 +160,7 @@ class _ParseFn(beam.DoFn):
             self.invalid.inc(len(dead))
         telemetry.events_parsed(len(messages), len(events), len(dead))
         if events:
-            yield events
+            yield EventBatch(events)
 
 
 class ParseEvents(beam.PTransform):
@@ -167,5 +168,5 @@ class ParseEvents(beam.PTransform):
     dead-letter record per invalid message (`dead_letters`). A batch keeps its window."""
 
     def expand(self, batches):
-        return batches | "Validate events" >> beam.ParDo(_ParseFn()).with_outputs(
-            DEAD_LETTERS, main="events")
+        return batches | "Validate events" >> beam.ParDo(_ParseFn()).with_output_types(
+            EventBatch).with_outputs(DEAD_LETTERS, main="events")
