@@ -31,22 +31,29 @@ def kafka_flags(parser) -> None:
     parser.add_argument("--topic", default="ecommerce-events")
 
 
-def open_for_reading(args):
+def open_for_reading(args, query_only: bool = False):
     """The store the flags name, for reading: an embedded store a running pipeline holds
-    is read from a copy taken now (said on stderr by `note_copy`)."""
-    from vectorstream.io.qdrant import open_store
+    is read from a copy taken now (said on stderr by `note_copy`). `query_only` (search): a
+    server is read over REST without qdrant-client (`io.rest`)."""
+    from vectorstream.io.qdrant import open_store, qdrant_api_key
+    if query_only and args.qdrant_url and args.qdrant_url.startswith(("http://", "https://")):
+        from vectorstream.io.rest import RestReader
+        from vectorstream.io.server import grpc_port_for
+        if args.qdrant_grpc == "on":  # the flags mean what they mean for every command
+            grpc_port_for(args.qdrant_url, args.qdrant_grpc_port)
+        return RestReader(args.qdrant_url, api_key=qdrant_api_key())
     return open_store(url=args.qdrant_url, path=None if args.qdrant_url else args.qdrant_path,
                       read_only=True, grpc=args.qdrant_grpc == "on",
                       grpc_port=args.qdrant_grpc_port)
 
 
 @contextlib.contextmanager
-def reading(args):
+def reading(args, query_only: bool = False):
     """The store the flags name, open for reading while the block runs: a server that does
     not answer is one line saying what to check, and an embedded store a pipeline holds is
     read from a copy (said on stderr)."""
     from vectorstream.io.store import is_transient
-    store = open_for_reading(args)
+    store = open_for_reading(args, query_only)
     try:
         yield store
         note_copy(store)
@@ -60,7 +67,11 @@ def reading(args):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    details = getattr(exc, "details", None)  # a gRPC error's own words, not its repr
+    try:
+        text = str(details() if callable(details) else exc).strip().splitlines()
+    except Exception:  # pylint: disable=broad-except
+        text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
 
 

@@ -26,8 +26,12 @@ def cmd_search(args, extra) -> int:
     match = parse_filters(args.filter)
     if args.user:
         return _search_for_user(args)
-    with reading(args) as store:  # the store first: a store that does not answer fails fast
-        version, model = _query_model(store, args.collection, args.model)
+    with reading(args, query_only=True) as store:  # the store first: one that does not
+        version, model = _query_model(store, args.collection, args.model)  # answer fails fast
+        if not store.exists(version):
+            raise CliError(f"{store.description} has no collection {version}: check "
+                           f"--collection (`vectorstream stats` lists what a store holds), "
+                           f"or run the pipeline first")
         # the version resolved once: an alias moved by a reindex meanwhile is not followed
         # halfway (a query of one model's size against the other's vectors)
         hits = store.search(version, embed_query(args.text, model.path),

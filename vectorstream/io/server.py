@@ -261,22 +261,29 @@ def _vector(record):
     return list(vector) if vector is not None else None
 
 
-def _filter(where):
-    from qdrant_client import models
+def filter_json(where: Optional[Where]) -> Optional[dict]:
+    """A Where as Qdrant's filter in its REST (JSON) form, or None: what the REST reader
+    sends, and what `_filter` makes qdrant-client's model of (one translation)."""
     if not where:
         return None
-    must = [models.FieldCondition(key=k, match=models.MatchValue(value=v))
-            for k, v in where.match.items()]
-    must += [models.FieldCondition(key=k, match=models.MatchAny(any=list(v)))
-             for k, v in where.any.items()]
+    must = [{"key": k, "match": {"value": v}} for k, v in where.match.items()]
+    must += [{"key": k, "match": {"any": list(v)}} for k, v in where.any.items()]
     if where.before:
-        must.append(models.FieldCondition(key=where.before[0],
-                                          range=models.DatetimeRange(lt=where.before[1])))
+        must.append({"key": where.before[0], "range": {"lt": where.before[1]}})
     if where.since:
-        must.append(models.FieldCondition(key=where.since[0],
-                                          range=models.DatetimeRange(gte=where.since[1])))
-    must_not = [models.FieldCondition(key=k, match=models.MatchAny(any=list(v)))
-                for k, v in where.not_any.items() if v]
+        must.append({"key": where.since[0], "range": {"gte": where.since[1]}})
+    must_not = [{"key": k, "match": {"any": list(v)}} for k, v in where.not_any.items() if v]
     if where.not_ids:
-        must_not.append(models.HasIdCondition(has_id=list(where.not_ids)))
-    return models.Filter(must=must or None, must_not=must_not or None)
+        must_not.append({"has_id": list(where.not_ids)})
+    flt = {}
+    if must:
+        flt["must"] = must
+    if must_not:
+        flt["must_not"] = must_not
+    return flt
+
+
+def _filter(where):
+    from qdrant_client import models
+    flt = filter_json(where)
+    return models.Filter.model_validate(flt) if flt is not None else None

@@ -168,6 +168,8 @@ def model_for(store: Store, name: str, model: Optional[str]):
 
 def resolve(store: Store, name: str) -> str:
     """The collection `name` stands for now (itself when it is no alias)."""
+    if hasattr(store, "alias_targets"):  # the REST reader of `search` (io.rest)
+        return store.alias_targets().get(name) or name
     return Aliases(store).current(name) or name
 
 
