@@ -8,7 +8,7 @@ setup(
     packages=find_packages(include=["vectorstream", "vectorstream.*"]),
     package_data={"vectorstream.runners": ["*.xml"], "vectorstream.io": ["*.xml"]},
     install_requires=[
-        "apache-beam[gcp]==2.77.0",
+        "apache-beam==2.77.0",  # Dataflow needs Beam's GCP extra: pip install .[dataflow]
         "sentence-transformers>=3",
         "torch>=2.2",
         "qdrant-client>=1.12",
@@ -27,6 +27,9 @@ setup(
         "uvicorn>=0.30",
         "pyyaml>=6",  # Beam needs it too; tests/test_stack.py reads docker-compose.yml
     ],
-    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3", "httpx>=0.27"]},
+    extras_require={"test": ["pytest>=8", "pytest-timeout>=2.3", "httpx>=0.27"],
+                    # the Dataflow runner (--preset dataflow-gpu); without it, Beam's import
+                    # skips its GCS and Dataflow clients: 0.4 s of every run's start-up
+                    "dataflow": ["apache-beam[gcp]==2.77.0"]},
     entry_points={"console_scripts": ["vectorstream=vectorstream.cli:main"]},
 )

@@ -30,6 +30,14 @@ _LOG = logging.getLogger(__name__)
 def preflight(plan: RunPlan) -> ModelChoice:
     """Checks what a run needs before it starts, each failure one readable message."""
     vs, store_plan = plan.vs, plan.store
+    if plan.runner == "DataflowRunner":
+        try:
+            import apitools  # noqa: F401  pylint: disable=unused-import
+            import google.cloud.storage  # noqa: F401  pylint: disable=unused-import
+        except ImportError:
+            from vectorstream.config.errors import UsageError
+            raise UsageError("the Dataflow runner needs Beam's GCP extra, which a plain "
+                             "install leaves out: pip install 'vectorstream[dataflow]'") from None
     model = choose_model(vs.model)
     resolve_device(vs.device)
     if not vs.dead_letter_path:
