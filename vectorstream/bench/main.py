@@ -59,6 +59,7 @@ def run_bench(args) -> Dict:
     if args.baseline == "plain":
         from vectorstream.bench.commands import run_commands
         spec["run_id"] = run_id
+        spec["plain_first"] = args.plain_first
         report = run_commands(spec, work)
         report.update(workload=args.workload, events=args.events, device=device,
                       model=model.name, products=args.products, partitions=args.partitions,

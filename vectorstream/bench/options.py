@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "e.g. --ours_flag=--embedding_cache_size=0")
     parser.add_argument("--skip_stock", action="store_true")
     parser.add_argument("--skip_ours", action="store_true")
+    parser.add_argument("--plain_first", action="store_true",
+                        help="With --baseline plain: run the hand-written consumer first "
+                             "(ours runs first by default, right after the topic is "
+                             "produced), to see what the order costs either")
     parser.add_argument("--stock_events", type=int, default=None,
                         help="Run the stock pipeline on only the first N events (it is "
                              "slow; its rate is still per event)")
