@@ -76,10 +76,10 @@ def test_a_preset_missing_what_only_you_know_says_what_to_give():
 def test_dataflow_without_beams_gcp_extra_is_one_line_saying_what_to_install():
     """A plain install leaves Beam's GCP extra out (0.4 s of every run's start-up); a
     Dataflow run then stops before it touches anything, saying what to install."""
-    import importlib.util
     import subprocess
     import sys
-    if importlib.util.find_spec("apitools") and importlib.util.find_spec("google.cloud.storage"):
+    from vectorstream.pipeline.launch import has_beams_gcp_extra
+    if has_beams_gcp_extra():
         pytest.skip("Beam's GCP extra is installed here (pip install '.[dataflow]')")
     proc = subprocess.run(
         [sys.executable, "-m", "vectorstream", "run", "--preset", "dataflow-gpu", "--project",

@@ -27,17 +27,22 @@ from vectorstream.transforms.model import ModelChoice, choose_model, resolve_dev
 _LOG = logging.getLogger(__name__)
 
 
+def has_beams_gcp_extra() -> bool:
+    """Whether Beam's GCP extra (its GCS and Dataflow clients) is installed."""
+    import importlib.util
+    try:
+        return all(importlib.util.find_spec(m) for m in ("apitools", "google.cloud.storage"))
+    except ImportError:  # no google.cloud at all
+        return False
+
+
 def preflight(plan: RunPlan) -> ModelChoice:
     """Checks what a run needs before it starts, each failure one readable message."""
     vs, store_plan = plan.vs, plan.store
-    if plan.runner == "DataflowRunner":
-        try:
-            import apitools  # noqa: F401  pylint: disable=unused-import
-            import google.cloud.storage  # noqa: F401  pylint: disable=unused-import
-        except ImportError:
-            from vectorstream.config.errors import UsageError
-            raise UsageError("the Dataflow runner needs Beam's GCP extra, which a plain "
-                             "install leaves out: pip install 'vectorstream[dataflow]'") from None
+    if plan.runner == "DataflowRunner" and not has_beams_gcp_extra():
+        from vectorstream.config.errors import UsageError
+        raise UsageError("the Dataflow runner needs Beam's GCP extra, which a plain install "
+                         "leaves out: pip install 'vectorstream[dataflow]'")
     model = choose_model(vs.model)
     resolve_device(vs.device)
     if not vs.dead_letter_path:
