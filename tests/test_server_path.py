@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -67,13 +68,14 @@ class QdrantServer:
         self.http, self.grpc = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http}"
         self.proc = None
+        self.env = {}  # more of the server's settings (QDRANT__…)
 
     def start(self):
         env = {**os.environ, "QDRANT__SERVICE__HOST": "127.0.0.1",
                "QDRANT__SERVICE__HTTP_PORT": str(self.http),
                "QDRANT__SERVICE__GRPC_PORT": str(self.grpc),
                "QDRANT__STORAGE__STORAGE_PATH": str(self.storage),
-               "QDRANT__TELEMETRY_DISABLED": "true"}
+               "QDRANT__TELEMETRY_DISABLED": "true", **self.env}
         self.log = open(f"{self.storage}.log", "ab")
         self.proc = subprocess.Popen([self.binary], env=env, cwd=os.path.dirname(self.storage),
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -276,3 +278,29 @@ def test_server_down_past_the_retry_budget_fails_the_bundle_and_a_restart_stores
     assert all(d["stage"] == "parse" for d in dead)
     assert len({(d["source"]["partition"], d["source"]["offset"]) for d in dead}) == \
         len(messages) - len(valid), "each malformed message dead-lettered"
+
+
+def test_a_key_the_server_refuses_is_one_line_for_the_commands_that_read(tmp_path):
+    """A server that asks for an API key: `search` (over REST) and `stats` (qdrant-client)
+    with a wrong key each say so in one line, not a traceback."""
+    binary = os.environ.get("VECTORSTREAM_QDRANT_BIN")
+    if not binary:
+        pytest.skip("needs VECTORSTREAM_QDRANT_BIN (make test-server)")
+    server = QdrantServer(binary, tmp_path / "qdrant-storage")
+    server.env = {"QDRANT__SERVICE__API_KEY": "right-key-123"}
+    server.start()
+    try:
+        for command in (["search", "kulaklık"], ["stats"]):
+            proc = subprocess.run(
+                [sys.executable, "-m", "vectorstream", *command, *server.flags()],
+                capture_output=True, text=True, timeout=120,
+                env={**os.environ, "QDRANT_API_KEY": "wrong-key"})
+            # (qdrant-client may warn first that a key travels over plain HTTP: its own)
+            last = proc.stderr.strip().splitlines()[-1]
+            assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+            assert last.startswith("vectorstream: error: Qdrant server at ") and \
+                "refused the request" in last and "check QDRANT_API_KEY" in last, proc.stderr
+    finally:
+        server.proc.terminate()
+        server.proc.wait(30)
+

@@ -58,12 +58,30 @@ def reading(args, query_only: bool = False):
         yield store
         note_copy(store)
     except Exception as exc:  # pylint: disable=broad-except
+        refused = _refused(exc)
+        if refused:
+            raise CliError(f"{store.description} refused the request ({refused}): check "
+                           f"QDRANT_API_KEY") from None
         if not is_transient(exc):
             raise
         raise CliError(f"{store.description} does not answer ({_first_line(exc)}): start it, "
                        f"or check --qdrant_url, --qdrant_grpc_port and QDRANT_API_KEY") from None
     finally:
         store.close()
+
+
+def _refused(exc: BaseException):
+    """How a server said no to the credentials (HTTP 401 or 403, gRPC UNAUTHENTICATED or
+    PERMISSION_DENIED), or None."""
+    status = getattr(exc, "status_code", None)
+    if status in (401, 403):
+        return f"HTTP {status}"
+    code = getattr(exc, "code", None)
+    try:
+        name = getattr(code(), "name", "") if callable(code) else ""
+    except Exception:  # pylint: disable=broad-except
+        name = ""
+    return f"gRPC {name}" if name in ("UNAUTHENTICATED", "PERMISSION_DENIED") else None
 
 
 def _first_line(exc: BaseException) -> str:
