@@ -76,11 +76,8 @@ def _refused(exc: BaseException):
     status = getattr(exc, "status_code", None)
     if status in (401, 403):
         return f"HTTP {status}"
-    code = getattr(exc, "code", None)
-    try:
-        name = getattr(code(), "name", "") if callable(code) else ""
-    except Exception:  # pylint: disable=broad-except
-        name = ""
+    from vectorstream.io.store import grpc_code
+    name = grpc_code(exc)
     return f"gRPC {name}" if name in ("UNAUTHENTICATED", "PERMISSION_DENIED") else None
 
 

@@ -190,6 +190,15 @@ def retry_after_seconds(exc: BaseException) -> Optional[float]:
         return None
 
 
+def grpc_code(exc: BaseException) -> str:
+    """A gRPC error's status code name (UNAVAILABLE, …), or "" for anything else."""
+    code = getattr(exc, "code", None)
+    try:
+        return getattr(code(), "name", "") if callable(code) else ""
+    except Exception:  # pylint: disable=broad-except
+        return ""
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for failures that go away by themselves (the service is down or busy)."""
     if isinstance(exc, (ConnectionError, TimeoutError)):
@@ -197,12 +206,8 @@ def is_transient(exc: BaseException) -> bool:
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         return status in TRANSIENT_HTTP
-    code = getattr(exc, "code", None)
-    if callable(code):  # grpc.RpcError
-        try:
-            return getattr(code(), "name", "") in TRANSIENT_GRPC
-        except Exception:  # pylint: disable=broad-except
-            return False
+    if callable(getattr(exc, "code", None)):  # grpc.RpcError
+        return grpc_code(exc) in TRANSIENT_GRPC
     # qdrant-client's transport errors and timeouts, httpx's: told by their classes' names,
     # so that a store without them (embedded) never imports them
     for cls in type(exc).__mro__:
