@@ -66,6 +66,32 @@ def test_create_upsert_search_filter_and_overwrite(store_args, name):
         store.close()
 
 
+def test_filter_only_fields_are_indexed_without_graph_links_and_still_filter(store_args,
+                                                                              name):
+    """Every indexed field is indexed; on a server, the fields no vector search filters by
+    (times, a product's id) build no extra HNSW links, and their filters still work."""
+    from vectorstream.io.store import FILTER_ONLY_FIELDS, INDEXED_FIELDS, Where
+    store = open_store(**store_args)
+    try:
+        store.ensure_collection(name, 3)
+        store.upsert(name, [Point(str(uuid.UUID(int=i)), unit(1, i, 0), {
+            "event_type": "view", "product": {"id": f"p{i % 2}", "category": "ev"},
+            "timestamp": f"2026-12-0{i + 1}T00:00:00Z", "ingested_at": "2026-12-04T00:00:00Z"})
+            for i in range(4)])
+        assert store.count_where(name, Where(before=("timestamp", "2026-12-03T00:00:00Z"))) == 2
+        assert store.count_where(name, Where(match={"product.id": "p1"})) == 2
+        if "url" in store_args and not store_args["url"].startswith("local://"):
+            schema = store.client.get_collection(name).payload_schema
+            assert set(schema) == set(INDEXED_FIELDS)
+            graphless = {f for f, s in schema.items()
+                         if s.params is not None and s.params.enable_hnsw is False}
+            assert graphless == FILTER_ONLY_FIELDS
+            store.ensure_collection(name, 3)  # again, as every run does: unchanged
+            assert store.client.get_collection(name).payload_schema == schema
+    finally:
+        store.close()
+
+
 def test_vector_size_mismatch_is_a_clear_error(store_args, name):
     store = open_store(**store_args)
     store.ensure_collection(name, 3)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from vectorstream.io.store import (INDEXED_FIELDS, Hit, Store, StoreError, Where, _floats,
-                                   _size_mismatch)
+from vectorstream.io.store import (FILTER_ONLY_FIELDS, INDEXED_FIELDS, Hit, Store, StoreError,
+                                   Where, _floats, _size_mismatch)
 
 
 class QdrantHTTPError(RuntimeError):
@@ -43,6 +43,21 @@ def grpc_port_for(url: str, given: Optional[int] = None) -> int:
                      f"{QDRANT_REST_PORT}, so its gRPC port cannot be guessed: give "
                      f"--qdrant_grpc_port PORT (the server's service.grpc_port), or "
                      f"--qdrant_grpc off to use REST only")
+
+
+def _index_schema(kind: str, graph: bool):
+    """A payload index of `kind` (keyword, datetime); without `graph`, one that serves
+    filters alone (no extra HNSW links). Creating it again as it is costs nothing; with
+    other parameters, the server rebuilds it once."""
+    from qdrant_client import models
+    if graph:
+        return {"keyword": models.PayloadSchemaType.KEYWORD,
+                "datetime": models.PayloadSchemaType.DATETIME}[kind]
+    if kind == "keyword":
+        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD,
+                                         enable_hnsw=False)
+    return models.DatetimeIndexParams(type=models.DatetimeIndexType.DATETIME,
+                                      enable_hnsw=False)
 
 
 class ServerStore(Store):
@@ -99,10 +114,9 @@ class ServerStore(Store):
             if have is not None and have != dim:
                 raise _size_mismatch(name, have, dim)
         if not self._local:  # local mode has no payload indexes (it warns and ignores them)
-            kinds = {"keyword": models.PayloadSchemaType.KEYWORD,
-                     "datetime": models.PayloadSchemaType.DATETIME}
             for field, kind in (INDEXED_FIELDS if indexes is None else indexes).items():
-                self.client.create_payload_index(name, field, kinds[kind])
+                self.client.create_payload_index(name, field, _index_schema(
+                    kind, graph=field not in FILTER_ONLY_FIELDS))
 
     def exists(self, name):
         return self.client.collection_exists(name)
