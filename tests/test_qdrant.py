@@ -92,6 +92,46 @@ def test_filter_only_fields_are_indexed_without_graph_links_and_still_filter(sto
         store.close()
 
 
+@pytest.mark.server
+def test_indexing_deferred_for_a_backfill_goes_back_to_what_it_was():
+    """`defer_indexing` turns a server collection's indexing off and keeps the threshold
+    it had in the collection's metadata; a second deferral (a run after one that was
+    killed) keeps the first one's; `resume_indexing` puts it back and forgets it."""
+    from qdrant_client import models
+    from vectorstream.io.server import DEFERRED_KEY
+    store = open_store(url=SERVER)
+    names = [f"test-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+
+    def state(name):
+        config = store.client.get_collection(name).config
+        return config.optimizer_config.indexing_threshold, (config.metadata or {}).get(
+            DEFERRED_KEY)
+    try:
+        for name, threshold in zip(names, (None, 20_000)):
+            store.ensure_collection(name, 3)
+            if threshold:  # the user's own threshold
+                store.client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(
+                    indexing_threshold=threshold))
+            before = state(name)[0]
+            assert store.resume_indexing(name) is None  # nothing deferred: nothing done
+            assert store.defer_indexing(name) and state(name) == (0, before)
+            assert store.defer_indexing(name) and state(name) == (0, before)
+            assert store.resume_indexing(name) == before and state(name) == (before, None)
+            assert store.resume_indexing(name) is None and state(name) == (before, None)
+        assert state(names[1])[0] == 20_000
+    finally:
+        for name in names:
+            store.client.delete_collection(name)
+        store.close()
+    local = open_store(url="local://" + os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                                                     f"vs-local-{uuid.uuid4().hex[:8]}"))
+    try:
+        local.ensure_collection("events", 3)
+        assert not local.defer_indexing("events") and local.resume_indexing("events") is None
+    finally:
+        local.close()
+
+
 def test_vector_size_mismatch_is_a_clear_error(store_args, name):
     store = open_store(**store_args)
     store.ensure_collection(name, 3)

@@ -304,3 +304,62 @@ def test_a_key_the_server_refuses_is_one_line_for_the_commands_that_read(tmp_pat
         server.proc.terminate()
         server.proc.wait(30)
 
+
+
+# -- a backfill's deferred indexing, and a backfill killed before it could turn it back on
+
+def test_a_backfill_killed_mid_way_leaves_its_index_to_the_next_run(kafka, tmp_path,
+                                                                    qdrant_url):
+    """A bounded run into a server turns the collection's indexing off while it writes
+    (--defer_indexing, on by default) and back on as it ends. SIGKILLed, it cannot: the
+    next bounded run keeps the threshold the first one kept and turns it back on at its
+    end; a streaming run turns it back on at its start, saying so in one line. Each valid
+    event stored once."""
+    from vectorstream.io.produce import produce
+    from vectorstream.io.qdrant import open_store
+    from vectorstream.io.server import DEFERRED_KEY
+    from vectorstream.io.versions import resolve
+    topic, group, messages, valid = _setup(kafka, n=2000)
+    produce(kafka, topic, messages)
+    store = open_store(url=qdrant_url)
+    flags = ["--bootstrap_servers", kafka, "--topic", topic, "--consumer_group", group,
+             "--qdrant_url", qdrant_url, "--collection", topic, "--dead_letter_path",
+             str(tmp_path / "dead.jsonl"), "--progress_seconds", "0", "--products", "off",
+             "--profiles", "off"]
+
+    def state():
+        if not store.exists(topic):
+            return None
+        config = store.client.get_collection(resolve(store, topic)).config
+        return config.optimizer_config.indexing_threshold, (config.metadata or {}).get(
+            DEFERRED_KEY)
+    try:
+        backfill = PipelineProcess(*flags, "--ending_offsets", "latest")
+        try:
+            wait_until(lambda: state() == (0, 10_000), 120, "indexing deferred")
+            assert backfill.alive(), backfill.output()
+        finally:
+            backfill.kill()
+        assert state() == (0, 10_000), "a killed run leaves indexing off"
+
+        again = subprocess.run([sys.executable, "-m", "vectorstream", "run", *flags,
+                                "--ending_offsets", "latest"], capture_output=True, text=True,
+                               timeout=300)
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+        assert state() == (10_000, None), "the backfill that ended turned it back on"
+        ids = [h.payload["event_id"] for h in store.scroll(topic)]
+        assert sorted(ids) == valid, "nothing lost, nothing doubled"
+
+        store.defer_indexing(resolve(store, topic))  # as a killed backfill leaves it
+        streaming = PipelineProcess(*flags)
+        try:
+            wait_until(lambda: state() == (10_000, None), 120, "indexing turned back on")
+            wait_until(lambda: "indexing was off, left so by a backfill that did not finish: "
+                               "turned back on" in streaming.output(), 30, "said so")
+        finally:
+            streaming.stop(timeout=60)
+    finally:
+        for c in store.client.get_collections().collections:
+            if c.name.startswith(topic):  # its version (the alias goes with it)
+                store.client.delete_collection(c.name)
+        store.close()

@@ -150,6 +150,15 @@ class VectorStreamOptions(PipelineOptions):
                                  "Default: 6334 when --qdrant_url is on Qdrant's default port "
                                  "6333; a server elsewhere must be given one (or --qdrant_grpc "
                                  "off), it is never guessed.")
+        qdrant.add_argument("--defer_indexing", type=_on_off, default=True, metavar="on|off",
+                            help="A run that ends (--ending_offsets, --max_num_records, "
+                                 "--max_read_time) into a Qdrant server turns the collection's "
+                                 "vector indexing off while it writes and back on when it "
+                                 "ends (Qdrant's advice for bulk loads: the server builds the "
+                                 "index once, with a third less CPU, and not while the writes "
+                                 "need it). Points are searchable throughout (exactly, where "
+                                 "not yet indexed). off: index as points arrive, as a "
+                                 "streaming run always does.")
         qdrant.add_argument("--retention_days", type=_positive_float, default=None,
                             help="Delete the event points older than this many days by event "
                                  "time, once a window (a filter delete on the indexed "

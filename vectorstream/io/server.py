@@ -20,6 +20,9 @@ class QdrantHTTPError(RuntimeError):
 
 
 QDRANT_REST_PORT, QDRANT_GRPC_PORT = 6333, 6334
+QDRANT_INDEXING_THRESHOLD = 10_000  # kB, the server's default (optimizers.indexing_threshold)
+# The collection metadata key that holds the indexing threshold a backfill turned off.
+DEFERRED_KEY = "vectorstream_deferred_indexing_threshold"
 
 
 def grpc_port_for(url: str, given: Optional[int] = None) -> int:
@@ -117,6 +120,35 @@ class ServerStore(Store):
             for field, kind in (INDEXED_FIELDS if indexes is None else indexes).items():
                 self.client.create_payload_index(name, field, _index_schema(
                     kind, graph=field not in FILTER_ONLY_FIELDS))
+
+    def defer_indexing(self, name):
+        # Qdrant's advice for bulk loads: indexing_threshold 0 while the points arrive, the
+        # old threshold after. The threshold is kept in the collection's metadata first,
+        # and a threshold already kept there (a deferring run that did not finish, or one
+        # still running) is the one to go back to.
+        if self._local:
+            return False
+        from qdrant_client import models
+        config = self.client.get_collection(name).config
+        if (config.metadata or {}).get(DEFERRED_KEY) is None:
+            threshold = config.optimizer_config.indexing_threshold
+            self.client.update_collection(name, metadata={
+                DEFERRED_KEY: QDRANT_INDEXING_THRESHOLD if threshold is None else threshold})
+        self.client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(
+            indexing_threshold=0))
+        return True
+
+    def resume_indexing(self, name):
+        if self._local:
+            return None
+        from qdrant_client import models
+        threshold = (self.client.get_collection(name).config.metadata or {}).get(DEFERRED_KEY)
+        if threshold is None:
+            return None
+        self.client.update_collection(
+            name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=int(
+                threshold)), metadata={DEFERRED_KEY: None})
+        return int(threshold)
 
     def exists(self, name):
         return self.client.collection_exists(name)

@@ -163,6 +163,18 @@ class Store:
         `exclude`'s values."""
         raise NotImplementedError
 
+    def defer_indexing(self, name: str) -> bool:
+        """Turns the vector indexing of collection `name` off for a backfill, remembering
+        how it was (in the collection, so a run that does not finish leaves the way back
+        behind it). Whether it did: only a Qdrant server builds its index as points
+        arrive."""
+        return False
+
+    def resume_indexing(self, name: str) -> Optional[int]:
+        """Turns the indexing `defer_indexing` turned off back on, as it was; the indexing
+        threshold restored, or None when nothing was deferred."""
+        return None
+
     def close(self) -> None:
         pass
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PortableOptions
@@ -36,8 +36,11 @@ def has_beams_gcp_extra() -> bool:
         return False
 
 
-def preflight(plan: RunPlan) -> ModelChoice:
-    """Checks what a run needs before it starts, each failure one readable message."""
+def preflight(plan: RunPlan, defer_indexing: bool = False) -> Tuple[ModelChoice, str]:
+    """Checks what a run needs before it starts, each failure one readable message. The
+    model, and the collection the run writes. With `defer_indexing`, turns that
+    collection's indexing off (`resume_indexing` turns it back on); without, turns back on
+    what a deferring run left off."""
     vs, store_plan = plan.vs, plan.store
     if plan.runner == "DataflowRunner" and not has_beams_gcp_extra():
         from vectorstream.config.errors import UsageError
@@ -55,10 +58,31 @@ def preflight(plan: RunPlan) -> ModelChoice:
                        grpc_port=store_plan.grpc_port)
     try:
         from vectorstream.io.versions import writable
-        writable(store, store_plan.collection, model.name, model.dim)
+        target = writable(store, store_plan.collection, model.name, model.dim)
+        if defer_indexing:
+            store.defer_indexing(target)
+        elif store.resume_indexing(target) is not None:
+            print(f"vectorstream: {target}'s indexing was off, left so by a backfill that did "
+                  f"not finish: turned back on", file=sys.stderr)
     finally:
         store.close()
-    return model
+    return model, target
+
+
+def resume_indexing(plan: RunPlan, collection: str) -> None:
+    """Turns the indexing `preflight` deferred back on; a store that cannot be reached
+    leaves it to the next run, saying so."""
+    store_plan = plan.store
+    try:
+        store = open_store(url=store_plan.url, grpc=store_plan.grpc,
+                           grpc_port=store_plan.grpc_port)
+        try:
+            store.resume_indexing(collection)
+        finally:
+            store.close()
+    except Exception as exc:  # pylint: disable=broad-except
+        print(f"vectorstream: could not turn {collection}'s indexing back on ({exc}): the "
+              f"next `vectorstream run` into it does", file=sys.stderr)
 
 
 def prepare(plan: RunPlan) -> None:
@@ -210,7 +234,10 @@ def execute(plan: RunPlan, wait: bool = True):
             # --alsoStartLoopbackWorker while this cache is held): keep it from build to end.
             from apache_beam.utils.subprocess_server import SubprocessServer
             stack.enter_context(SubprocessServer.cache_subprocesses())
-        model = preflight(plan)
+        defer = plan.store.defer_indexing and wait  # someone here to turn it back on
+        model, collection = preflight(plan, defer)
+        if defer:
+            stack.callback(resume_indexing, plan, collection)
         telemetry.mark("Kafka and the store checked")
         prepare(plan)
         watcher = BoundWatcher(plan) if plan.java_bound == "launcher" else None

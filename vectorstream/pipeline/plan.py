@@ -52,6 +52,7 @@ class StorePlan:
     grpc: bool
     grpc_port: Optional[int]  # a server's, over gRPC
     in_flight: int
+    defer_indexing: bool = False  # a server's indexing off until the bounded run ends
 
     @property
     def is_server(self) -> bool:
@@ -61,10 +62,10 @@ class StorePlan:
         if self.kind == "server":
             how = f"gRPC on port {self.grpc_port}" if self.grpc else "REST"
             return (f"Qdrant server {self.url}, collection {self.collection} ({how}, "
-                    f"{self.in_flight} writes in flight)")
+                    f"{self.in_flight} writes in flight"
+                    + ("; indexed once the run ends" if self.defer_indexing else "") + ")")
         if self.kind == "local":
-            return f"qdrant-client local mode at {self.url[len('local://'):]}, " \
-                   f"collection {self.collection}"
+            return f"qdrant-client local mode at {self.url[8:]}, collection {self.collection}"
         return f"embedded Qdrant Edge store at {self.path}, collection {self.collection}"
 
 
@@ -325,7 +326,7 @@ def from_options(options: PipelineOptions, given: Sequence[str] = (),
                                  "DirectRunner" else "LOOPBACK: the runner calls back into "
                                                      "this process")
 
-    store = _store_plan(vs, given, why)
+    store = _store_plan(vs, why, bounded)
     if vs.catalog_topic and not vs.products:
         raise UsageError("--catalog_topic feeds the products collection: leave --products on")
     if vs.catalog_topic and vs.catalog_topic in (vs.topic, vs.dead_letter_topic_name()):
@@ -365,7 +366,7 @@ def from_options(options: PipelineOptions, given: Sequence[str] = (),
         why=types.MappingProxyType(why))
 
 
-def _store_plan(vs: VectorStreamOptions, given: Sequence[str], why: Dict[str, str]) -> StorePlan:
+def _store_plan(vs: VectorStreamOptions, why: Dict[str, str], bounded: bool) -> StorePlan:
     url = vs.qdrant_url
     kind = ("local" if url and url.startswith("local://") else "server") if url else "edge"
     if vs.write_in_flight and vs.write_in_flight > 1 and kind != "server":
@@ -381,13 +382,15 @@ def _store_plan(vs: VectorStreamOptions, given: Sequence[str], why: Dict[str, st
             grpc_port = grpc_port_for(url, vs.qdrant_grpc_port)
         except StoreError as exc:
             raise UsageError(str(exc)) from None
+    defer = kind == "server" and bounded and bool(vs.defer_indexing)
     why["store"] = ("--qdrant_url given" if url else
                     "no --qdrant_url: the embedded store at --qdrant_path") + (
         "; writes in flight: --write_in_flight" if vs.write_in_flight else
-        "; writes in flight: 4 to a server, 1 to an embedded store (the default)")
+        "; writes in flight: 4 to a server, 1 to an embedded store (the default)") + (
+        "; indexed at the end: a bounded run into a server (--defer_indexing)" if defer else "")
     return StorePlan(kind=kind, url=url, path=None if url else vs.qdrant_path,
                      collection=vs.collection, grpc=bool(vs.qdrant_grpc),
-                     grpc_port=grpc_port, in_flight=in_flight)
+                     grpc_port=grpc_port, in_flight=in_flight, defer_indexing=defer)
 
 
 def default_job_name(topic: str) -> str:
