@@ -68,6 +68,10 @@ def run_commands(spec: Dict, work: str) -> Dict:
         before = process_cpu_seconds(server)
         result = timed(argv)
         after = process_cpu_seconds(server)
+        # The index the run leaves to build (all of it, when it deferred indexing): how
+        # long after the command's exit, and the server's CPU for all of it.
+        indexed = server_settled(url)
+        after_indexed = process_cpu_seconds(server)
         store = open_store(url=url, grpc_port=spec.get("grpc_port"))
         try:
             collection = commands[name][commands[name].index("--collection") + 1]
@@ -80,7 +84,11 @@ def run_commands(spec: Dict, work: str) -> Dict:
                "cpu_s": result["cpu_s"],
                "us_per_event": round(result["cpu_s"] / stored * 1e6, 1) if stored else None,
                "server_us_per_event": (round((after - before) / stored * 1e6, 1)
-                                       if stored and after is not None else None)}
+                                       if stored and after is not None else None),
+               "indexed_s_after_exit": indexed,
+               "server_us_per_event_indexed": (
+                   round((after_indexed - before) / stored * 1e6, 1)
+                   if stored and after_indexed is not None else None)}
         row.update(_startup(name, result["output"]))
         if result["rc"] != 0:
             row["error"] = result["output"][-2000:]
@@ -112,7 +120,9 @@ def table(report: Dict) -> str:
                        ("events/s (wall)", "events_per_s_wall"),
                        ("first record polled (s)", "startup_s"),
                        ("CPU µs/event", "us_per_event"),
-                       ("server CPU µs/event", "server_us_per_event")):
+                       ("server CPU µs/event", "server_us_per_event"),
+                       ("indexed, s after exit", "indexed_s_after_exit"),
+                       ("server CPU µs/ev. indexed", "server_us_per_event_indexed")):
         lines.append(f"{label:26} " + " ".join(
             f"{str(report[w].get(key, '-')):>12}" for w in ("ours", "plain")))
     if "speedup" in report:

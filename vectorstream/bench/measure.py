@@ -146,11 +146,13 @@ def server_settled(url: str, timeout: float = 900.0) -> float:
     def status(path):
         with urllib.request.urlopen(f"{url.rstrip('/')}{path}", timeout=10) as response:
             return json.load(response)["result"]
-    started = time.time()
+    started, greens = time.time(), 0
     while time.time() - started < timeout:
         names = [c["name"] for c in status("/collections")["collections"]]
-        if all(status(f"/collections/{name}")["status"] == "green" for name in names):
+        greens = greens + 1 if all(status(f"/collections/{name}")["status"] == "green"
+                                   for name in names) else 0
+        if greens == 2:  # twice, a second apart: an optimizer just asked to start has
             break
-        time.sleep(2)
+        time.sleep(1)
     return round(time.time() - started, 1)
 
