@@ -31,5 +31,5 @@ setup(
                     # the Dataflow runner (--preset dataflow-gpu); without it, Beam's import
                     # skips its GCS and Dataflow clients: 0.4 s of every run's start-up
                     "dataflow": ["apache-beam[gcp]==2.77.0"]},
-    entry_points={"console_scripts": ["vectorstream=vectorstream.cli:main"]},
+    entry_points={"console_scripts": ["vectorstream=vectorstream.cli:entry"]},
 )

@@ -1,4 +1,4 @@
-from vectorstream.cli import main
+from vectorstream.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -28,6 +28,11 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def entry() -> None:
+    """The `vectorstream` command (its console script and `python -m vectorstream`)."""
+    run.exit_process(main())
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     from vectorstream import telemetry
     telemetry.mark("vectorstream imported")
