@@ -19,6 +19,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PortableOpt
 from vectorstream import telemetry
 from vectorstream.io.kafka_admin import ensure_topic, group_offsets, topic_offsets
 from vectorstream.io.qdrant import open_store
+from vectorstream.io.writes import acquire_store, release_store
 from vectorstream.pipeline.graph import build
 from vectorstream.pipeline.early import start_model_loading
 from vectorstream.pipeline.plan import RunPlan, resolve
@@ -54,8 +55,9 @@ def preflight(plan: RunPlan, defer_indexing: bool = False) -> Tuple[ModelChoice,
     if vs.catalog_topic:
         from vectorstream.io.kafka_admin import partitions_of
         partitions_of(vs.bootstrap(), vs.catalog_topic, vs.kafka_extra())
-    store = open_store(url=store_plan.url, path=store_plan.path, grpc=store_plan.grpc,
-                       grpc_port=store_plan.grpc_port)
+    # Left open for the sink (`execute` lets go of it at the end): on the DirectRunner, Prism
+    # and Flink LOOPBACK the sink runs in this process, where io.writes shares a store.
+    store = acquire_store(**store_key(plan))
     try:
         from vectorstream.io.versions import writable
         target = writable(store, store_plan.collection, model.name, model.dim)
@@ -64,9 +66,17 @@ def preflight(plan: RunPlan, defer_indexing: bool = False) -> Tuple[ModelChoice,
         elif store.resume_indexing(target) is not None:
             print(f"vectorstream: {target}'s indexing was off, left so by a backfill that did "
                   f"not finish: turned back on", file=sys.stderr)
-    finally:
-        store.close()
+    except BaseException:
+        release_store(**store_key(plan))
+        raise
     return model, target
+
+
+def store_key(plan: RunPlan) -> dict:
+    """The arguments the sink opens the plan's store with (io.writes.acquire_store)."""
+    store = plan.store
+    return {"url": store.url, "path": store.path, "grpc": store.grpc,
+            "grpc_port": store.grpc_port}
 
 
 def resume_indexing(plan: RunPlan, collection: str) -> None:
@@ -236,6 +246,7 @@ def execute(plan: RunPlan, wait: bool = True):
             stack.enter_context(SubprocessServer.cache_subprocesses())
         defer = plan.store.defer_indexing and wait  # someone here to turn it back on
         model, collection = preflight(plan, defer)
+        stack.callback(release_store, **store_key(plan))
         if defer:
             stack.callback(resume_indexing, plan, collection)
         telemetry.mark("Kafka and the store checked")
