@@ -282,3 +282,31 @@ def test_several_direct_runner_workers_are_refused_in_one_line():
             resolve(["--direct_num_workers", workers, "--direct_running_mode",
                      "multi_processing"])
     assert resolve(["--direct_num_workers", "1"]).runner == "DirectRunner"
+
+
+def test_a_finished_run_exits_after_its_atexit_handlers_and_waits_for_a_thread():
+    """`cli.run.exit_process`: after a finished run, the atexit handlers run and what was
+    printed comes out before the process ends without the interpreter's teardown; with a
+    thread still working, or after anything but a finished run, the usual exit (which
+    waits for the thread) with the same code."""
+    import subprocess
+    import sys
+    code = ("import atexit, sys, threading, time\n"
+            "from vectorstream.cli import run\n"
+            "atexit.register(lambda: print('atexit ran', flush=False))\n"
+            "class Torn:\n"
+            "    def __del__(self):\n"
+            "        print('torn down')\n"
+            "kept = Torn()  # freed in the interpreter's teardown\n"
+            "print('printed', end=' ')\n"
+            "if 'thread' in sys.argv:\n"
+            "    threading.Thread(target=lambda: (time.sleep(1), print('thread done'))).start()\n"
+            "run.FINISHED = 'finished' in sys.argv\n"
+            "run.exit_process(3)\n")
+    for args, want in ((["finished"], ["printed atexit ran"]),
+                       (["finished", "thread"], ["printed thread done", "atexit ran",
+                                                 "torn down"]),
+                       ([], ["printed atexit ran", "torn down"])):
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 3 and proc.stdout.splitlines() == want, (args, proc)
