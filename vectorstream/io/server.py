@@ -123,19 +123,20 @@ class ServerStore(Store):
 
     def defer_indexing(self, name):
         # Qdrant's advice for bulk loads: indexing_threshold 0 while the points arrive, the
-        # old threshold after. The threshold is kept in the collection's metadata first,
-        # and a threshold already kept there (a deferring run that did not finish, or one
-        # still running) is the one to go back to.
+        # old threshold after, kept in the collection's metadata by the same update. A
+        # threshold already kept there (a deferring run that did not finish, or one still
+        # running) is the one to go back to.
         if self._local:
             return False
         from qdrant_client import models
         config = self.client.get_collection(name).config
+        kept = None
         if (config.metadata or {}).get(DEFERRED_KEY) is None:
             threshold = config.optimizer_config.indexing_threshold
-            self.client.update_collection(name, metadata={
-                DEFERRED_KEY: QDRANT_INDEXING_THRESHOLD if threshold is None else threshold})
-        self.client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(
-            indexing_threshold=0))
+            kept = {DEFERRED_KEY: QDRANT_INDEXING_THRESHOLD if threshold is None else threshold}
+        self.client.update_collection(name, metadata=kept,
+                                      optimizers_config=models.OptimizersConfigDiff(
+                                          indexing_threshold=0))
         return True
 
     def resume_indexing(self, name):
