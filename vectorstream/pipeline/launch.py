@@ -18,8 +18,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PortableOpt
 
 from vectorstream import telemetry
 from vectorstream.io.kafka_admin import ensure_topic, group_offsets, topic_offsets
-from vectorstream.io.qdrant import open_store
-from vectorstream.io.writes import acquire_store, release_store
+from vectorstream.io.writes import acquire_store, close_all_stores, release_store
 from vectorstream.pipeline.graph import build
 from vectorstream.pipeline.early import start_model_loading
 from vectorstream.pipeline.plan import RunPlan, resolve
@@ -82,14 +81,12 @@ def store_key(plan: RunPlan) -> dict:
 def resume_indexing(plan: RunPlan, collection: str) -> None:
     """Turns the indexing `preflight` deferred back on; a store that cannot be reached
     leaves it to the next run, saying so."""
-    store_plan = plan.store
     try:
-        store = open_store(url=store_plan.url, grpc=store_plan.grpc,
-                           grpc_port=store_plan.grpc_port)
+        store = acquire_store(**store_key(plan))  # the preflight's, still open
         try:
             store.resume_indexing(collection)
         finally:
-            store.close()
+            release_store(**store_key(plan))
     except Exception as exc:  # pylint: disable=broad-except
         print(f"vectorstream: could not turn {collection}'s indexing back on ({exc}): the "
               f"next `vectorstream run` into it does", file=sys.stderr)
@@ -246,6 +243,11 @@ def execute(plan: RunPlan, wait: bool = True):
             stack.enter_context(SubprocessServer.cache_subprocesses())
         defer = plan.store.defer_indexing and wait  # someone here to turn it back on
         model, collection = preflight(plan, defer)
+        if wait:
+            # Every store this process opened for the run, closed once it has ended (portable
+            # runners tear the DoFns down later, or not at all; an embedded store stays
+            # locked until closed): after the deferred indexing resumed on the preflight's.
+            stack.callback(close_all_stores)
         stack.callback(release_store, **store_key(plan))
         if defer:
             stack.callback(resume_indexing, plan, collection)
@@ -290,9 +292,6 @@ def execute(plan: RunPlan, wait: bool = True):
                     # cancelled job as failed in state CANCELLED): the run is done.
                     if watcher is None or not watcher.reached:
                         raise
-                finally:
-                    from vectorstream.io.sink import close_all_stores
-                    close_all_stores()
         except BaseException as exc:
             telemetry.STATUS.pipeline_running(False, f"the pipeline stopped: {exc!r}"[:300])
             raise
