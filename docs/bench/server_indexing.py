@@ -1,7 +1,8 @@
 """What a Qdrant server spends indexing catalog events, by collection set-up
 (docs/performance.md, levers 27 and 28). Upserts N catalog events (500 products, so 500
 distinct vectors of 512 floats, the multilingual USE's size) in 256-point gRPC batches
-into a fresh collection, then waits until the server has indexed them (every collection
+through the sink's store (each batch stamped `ingested_at` as the sink stamps it) into a
+fresh collection, then waits until the server has indexed them (every collection
 green); prints the server's CPU an event while the upserts ran and in all, and how long
 the indexing went on after them:
 
@@ -24,12 +25,14 @@ import numpy as np
 
 
 def main():
-    from qdrant_client import QdrantClient, grpc as qgrpc, models
-    from qdrant_client.conversions.conversion import payload_to_grpc
+    import datetime as dt
+    from qdrant_client import models
     from vectorstream.bench.measure import listening_pid, process_cpu_seconds, server_settled
     from vectorstream.bench.workloads import workload_messages
+    from vectorstream.io.qdrant import Point, open_store
     from vectorstream.io.server import _index_schema
     from vectorstream.io.store import FILTER_ONLY_FIELDS, INDEXED_FIELDS
+    from vectorstream.transforms.events import format_time
     url = "http://127.0.0.1:6333"
     count, setups = int(sys.argv[1]), sys.argv[2].split(",")
     events = [json.loads(v) for _, v in workload_messages("catalog", count, catalog_size=500)]
@@ -39,7 +42,8 @@ def main():
     slots = {}
     vectors = [base[slots.setdefault(e["product"]["id"], len(slots)) % 500].tolist()
                for e in events]
-    client = QdrantClient(url=url, prefer_grpc=True)
+    store = open_store(url=url)  # the sink's store: its gRPC upserts
+    client = store.client
     server = listening_pid(url)
     for setup in setups:
         name = f"indexing-{setup}-{uuid.uuid4().hex[:6]}"
@@ -56,15 +60,11 @@ def main():
         server_settled(url)
         cpu0, t0 = process_cpu_seconds(server), time.time()
         for i in range(0, count, 256):
-            request = qgrpc.UpsertPoints(collection_name=name, wait=True)
-            now = time.time()
-            for event, vector in zip(events[i:i + 256], vectors[i:i + 256]):
-                payload = dict(event, ingested_at=now)
-                request.points.add(id={"uuid": str(uuid.uuid5(uuid.NAMESPACE_URL,
-                                                              event["event_id"]))},
-                                   vectors={"vector": {"data": vector}},
-                                   payload=payload_to_grpc(payload))
-            client.grpc_points.Upsert(request, timeout=60)
+            stamp = format_time(dt.datetime.now(dt.timezone.utc))  # as the sink stamps
+            store.upsert(name, [
+                Point(str(uuid.uuid5(uuid.NAMESPACE_URL, event["event_id"])), vector,
+                      dict(event, ingested_at=stamp))
+                for event, vector in zip(events[i:i + 256], vectors[i:i + 256])])
         cpu1, t1 = process_cpu_seconds(server), time.time()
         if setup.endswith("deferred"):
             client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(
@@ -76,6 +76,7 @@ def main():
                           "server_us_per_event_indexed": round((cpu2 - cpu0) / count * 1e6),
                           "indexed_s_after_upserts": round(t2 - t1, 2)}), flush=True)
         client.delete_collection(name)
+    store.close()
 
 
 if __name__ == "__main__":
