@@ -155,10 +155,10 @@ class VectorStreamOptions(PipelineOptions):
                                  "--max_read_time) into a Qdrant server turns the collection's "
                                  "vector indexing off while it writes and back on when it "
                                  "ends (Qdrant's advice for bulk loads: the server builds the "
-                                 "index once, with over a third less CPU, and not while the "
-                                 "writes need it). Points are searchable throughout (exactly, "
-                                 "where not yet indexed). off: index as points arrive, as a "
-                                 "streaming run always does.")
+                                 "index once, with a fifth to a third less CPU, and not while "
+                                 "the writes need it). Points are searchable throughout "
+                                 "(exactly, where not yet indexed). off: index as points "
+                                 "arrive, as a streaming run always does.")
         qdrant.add_argument("--retention_days", type=_positive_float, default=None,
                             help="Delete the event points older than this many days by event "
                                  "time, once a window (a filter delete on the indexed "
