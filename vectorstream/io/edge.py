@@ -2,6 +2,7 @@
 written by one process at a time."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -25,7 +26,12 @@ class EdgeStore(Store):
         self._copies: List[str] = []
         self._shards: Dict[str, Any] = {}
         self._resolved: Dict[str, str] = {}
-        self._lock = threading.Lock()
+        # Calls in flight on a shard, counted so that close() waits for them: closing a shard
+        # while another thread's call holds it fails with "Already borrowed" (a portable
+        # runner's worker can still be in a bundle when the launcher closes the run's stores).
+        self._lock = threading.Condition()
+        self._in_flight = 0
+        self._closing = False
 
     def _resolve(self, name: str) -> str:
         """The collection an alias of aliases.json stands for (io.versions)."""
@@ -90,10 +96,23 @@ class EdgeStore(Store):
         _LOG.info("%s is held by another process; reading a copy taken now", directory)
         return q.EdgeShard.load(target)
 
+    @contextlib.contextmanager
+    def _use(self, name: str, dim: Optional[int] = None):
+        """The collection's shard, opened if need be, counted in flight while in use."""
+        with self._lock:
+            self._lock.wait_for(lambda: not self._closing)
+            shard = self._open(name, dim)
+            self._in_flight += 1
+        try:
+            yield shard
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._lock.notify_all()
+
     def ensure_collection(self, name: str, dim: int, indexes=None) -> None:
         import qdrant_edge as q
-        with self._lock:
-            shard = self._open(name, dim)
+        with self._use(name, dim) as shard:
             have = _edge_vector_size(self._shard_dir(self._resolve(name)))
             if have is not None and have != dim:
                 raise _size_mismatch(name, have, dim)
@@ -111,76 +130,85 @@ class EdgeStore(Store):
         return _edge_vector_size(self._shard_dir(self._resolve(name)))
 
     def retrieve(self, name, ids, with_vector=False):
-        records = self._open(name).retrieve(list(ids), with_payload=True,
-                                            with_vector=with_vector)
+        with self._use(name) as shard:
+            records = shard.retrieve(list(ids), with_payload=True, with_vector=with_vector)
         return [Hit(str(r.id), 1.0, dict(r.payload or {}),
                     _edge_vector(r) if with_vector else None) for r in records]
 
     def delete(self, name, ids):
         import qdrant_edge as q
         if ids:
-            self._open(name).update(q.UpdateOperation.delete_points(list(ids)))
+            with self._use(name) as shard:
+                shard.update(q.UpdateOperation.delete_points(list(ids)))
 
     def count_where(self, name, where):
         import qdrant_edge as q
-        return self._open(name).count(q.CountRequest(exact=True, filter=_where(where)))
+        with self._use(name) as shard:
+            return shard.count(q.CountRequest(exact=True, filter=_where(where)))
 
     def delete_where(self, name, where):
         import qdrant_edge as q
-        shard, flt = self._open(name), _where(where)
-        found = shard.count(q.CountRequest(exact=True, filter=flt))
-        if found:
-            shard.update(q.UpdateOperation.delete_points_by_filter(flt))
+        flt = _where(where)
+        with self._use(name) as shard:
+            found = shard.count(q.CountRequest(exact=True, filter=flt))
+            if found:
+                shard.update(q.UpdateOperation.delete_points_by_filter(flt))
         return found
 
     def facet(self, name, key, where=None, limit=10_000):
         import qdrant_edge as q
-        response = self._open(name).facet(q.FacetRequest(key, limit=limit, exact=True,
-                                                         filter=_where(where)))
+        with self._use(name) as shard:
+            response = shard.facet(q.FacetRequest(key, limit=limit, exact=True,
+                                                  filter=_where(where)))
         return {hit.value: int(hit.count) for hit in response.hits}
 
     def latest(self, name, where, order_key, limit, with_vector=True):
         import qdrant_edge as q
-        records, _ = self._open(name).scroll(q.ScrollRequest(
-            limit=limit, filter=_where(where), with_payload=True, with_vector=with_vector,
-            order_by=q.OrderBy(order_key, direction=q.Direction.Desc)))
+        with self._use(name) as shard:
+            records, _ = shard.scroll(q.ScrollRequest(
+                limit=limit, filter=_where(where), with_payload=True, with_vector=with_vector,
+                order_by=q.OrderBy(order_key, direction=q.Direction.Desc)))
         return [Hit(str(r.id), 1.0, dict(r.payload or {}),
                     _edge_vector(r) if with_vector else None) for r in records]
 
     def set_payload(self, name, ids, payload):
         import qdrant_edge as q
         if ids:
-            self._open(name).update(q.UpdateOperation.set_payload(list(ids), payload))
+            with self._use(name) as shard:
+                shard.update(q.UpdateOperation.set_payload(list(ids), payload))
 
     def upsert(self, name: str, points: List[Point]) -> None:
         import qdrant_edge as q
-        shard = self._open(name)
-        shard.update(q.UpdateOperation.upsert_points(
-            [q.Point(p.id, _floats(p.vector), p.payload) for p in points]))
+        batch = [q.Point(p.id, _floats(p.vector), p.payload) for p in points]
+        with self._use(name) as shard:
+            shard.update(q.UpdateOperation.upsert_points(batch))
 
     def count(self, name: str) -> int:
         import qdrant_edge as q
-        return self._open(name).count(q.CountRequest(exact=True))
+        with self._use(name) as shard:
+            return shard.count(q.CountRequest(exact=True))
 
     def payload_field(self, name, ids, field):
-        records = self._open(name).retrieve(list(ids), with_payload=[field], with_vector=False)
+        with self._use(name) as shard:
+            records = shard.retrieve(list(ids), with_payload=[field], with_vector=False)
         return {str(r.id): r.payload[field] for r in records if field in (r.payload or {})}
 
     def search(self, name, vector, limit=5, match=None, where=None):
         import qdrant_edge as q
         flt = _where(Where.of(match, where))
-        hits = self._open(name).query(q.QueryRequest(
-            limit=limit, query=q.Query.Nearest(list(map(float, vector))), filter=flt,
-            with_payload=True))
+        with self._use(name) as shard:
+            hits = shard.query(q.QueryRequest(
+                limit=limit, query=q.Query.Nearest(list(map(float, vector))), filter=flt,
+                with_payload=True))
         return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hits]
 
     def scroll(self, name, batch=1000, where=None):
         import qdrant_edge as q
-        shard = self._open(name)
         offset, flt = None, _where(where)
         while True:
-            records, offset = shard.scroll(q.ScrollRequest(limit=batch, offset=offset,
-                                                          with_payload=True, filter=flt))
+            with self._use(name) as shard:  # a page at a time: the caller may stop between
+                records, offset = shard.scroll(q.ScrollRequest(
+                    limit=batch, offset=offset, with_payload=True, filter=flt))
             for r in records:
                 yield Hit(str(r.id), 1.0, dict(r.payload or {}))
             if offset is None:
@@ -188,9 +216,10 @@ class EdgeStore(Store):
 
     def matching(self, name, match, limit=1000, with_vector=True):
         import qdrant_edge as q
-        records, _ = self._open(name).scroll(q.ScrollRequest(
-            limit=limit, filter=_where(Where(match=dict(match))), with_payload=True,
-            with_vector=with_vector))
+        with self._use(name) as shard:
+            records, _ = shard.scroll(q.ScrollRequest(
+                limit=limit, filter=_where(Where(match=dict(match))), with_payload=True,
+                with_vector=with_vector))
         return [Hit(str(r.id), 1.0, dict(r.payload or {}), _edge_vector(r) if with_vector
                     else None) for r in records]
 
@@ -200,24 +229,35 @@ class EdgeStore(Store):
         if exclude:
             flt = q.Filter(must_not=[q.FieldCondition(key=k, match=q.MatchAny(list(v)))
                                      for k, v in exclude.items() if v])
-        hits = self._open(name).query(q.QueryRequest(
-            limit=limit, query=q.Query.RecommendSumScores(q.RecommendQuery(
-                [_floats(v) for v in positives], [_floats(v) for v in negatives])),
-            filter=flt, with_payload=True))
+        with self._use(name) as shard:
+            hits = shard.query(q.QueryRequest(
+                limit=limit, query=q.Query.RecommendSumScores(q.RecommendQuery(
+                    [_floats(v) for v in positives], [_floats(v) for v in negatives])),
+                filter=flt, with_payload=True))
         return [Hit(str(h.id), float(h.score), dict(h.payload or {})) for h in hits]
 
-    def close(self) -> None:
+    def close(self, wait_seconds: float = 60.0) -> None:
+        """Flushes and closes every shard once the calls in flight on them have returned
+        (for up to `wait_seconds`; new calls wait for the close, then reopen)."""
         import shutil
         with self._lock:
-            for shard in self._shards.values():
-                try:
-                    shard.flush()
-                finally:
-                    shard.close()
-            self._shards.clear()
-            for base in self._copies:
-                shutil.rmtree(base, ignore_errors=True)
-            self._copies.clear()
+            self._closing = True
+            try:
+                if not self._lock.wait_for(lambda: self._in_flight == 0, timeout=wait_seconds):
+                    _LOG.warning("%s: %d calls still in flight after %.0f s; closing anyway",
+                                 self.description, self._in_flight, wait_seconds)
+                for shard in self._shards.values():
+                    try:
+                        shard.flush()
+                    finally:
+                        shard.close()
+                self._shards.clear()
+                for base in self._copies:
+                    shutil.rmtree(base, ignore_errors=True)
+                self._copies.clear()
+            finally:
+                self._closing = False
+                self._lock.notify_all()
 
 
 def _where(where: Optional[Where]):
