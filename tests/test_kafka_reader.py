@@ -83,3 +83,40 @@ def test_a_bounded_read_stops_at_its_budget_across_partitions(kafka):
     records = [(m.partition, m.offset) for batch in batches for m in batch]
     assert len(records) == 250 and len(set(records)) == 250
     assert not more
+
+
+def test_consumers_warmed_up_before_the_runner_start_where_a_reader_would(kafka):
+    """`warm_up` (the launcher, while it checks the store and builds the pipeline) starts
+    each partition's consumer at the group's committed offset; the readers take them and
+    read on from there, every record once; one no reader takes is closed after the run."""
+    from confluent_kafka import Consumer, TopicPartition
+    from vectorstream.io import kafka_readers
+    topic = f"reader-{random.getrandbits(40):x}"
+    ensure_topic(kafka, topic, partitions=2)
+    messages = _events(200)
+    produce(kafka, topic, messages)
+    group = f"g-{topic}"
+    committer = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    committer.commit(offsets=[TopicPartition(topic, 0, 30)], asynchronous=False)
+    committer.close()
+    kafka_readers.warm_up(KafkaSource(kafka, topic, group=group)).join(30)
+    assert len(kafka_readers._WARM) == 2
+    warmed = {key[-1]: consumer for key, (consumer, _) in kafka_readers._WARM.items()}
+    # Partition 0 only, as a runner that split the source reads it.
+    source = KafkaSource(kafka, topic, group=group, partitions=[0], batch_records=64)
+    reader = source.create_reader(None, None)
+    assert reader.start()
+    assert reader._consumer is warmed[0]  # taken, not started again
+    records = list(reader.get_current())
+    quiet_since = time.time()
+    while time.time() - quiet_since < 3:
+        if reader.advance():
+            records.extend(reader.get_current())
+            quiet_since = time.time()
+    _, end = reader._consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    reader.close()
+    offsets = [m.offset for m in records]
+    assert end > 30 and offsets == list(range(30, end))  # from the committed offset, each once
+    assert list(kafka_readers._WARM) == [kafka_readers._warm_key(source, 1)]
+    kafka_readers.close_warm_consumers()  # partition 1's: no reader took it
+    assert kafka_readers._WARM == {}

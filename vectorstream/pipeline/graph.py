@@ -132,6 +132,16 @@ class EventsToQdrant(beam.PTransform):
                 "dead_letter_parts": parts, "pairs": paired.pairs}
 
 
+def event_source(plan: RunPlan, **bounds) -> KafkaSource:
+    """Our Kafka source over the plan's topic, group and client settings; `bounds`: the
+    run's (max_num_records, max_read_time, ending_offsets)."""
+    vs = plan.vs
+    return KafkaSource(vs.bootstrap(), vs.topic, group=vs.consumer_group,
+                       start_from=vs.start_from, config=vs.kafka_extra(),
+                       batch_records=vs.batch_events, window_seconds=vs.window_seconds,
+                       **bounds)
+
+
 def read_events(plan: RunPlan) -> beam.PTransform:
     """The transform that reads the input topic as batches of KafkaMessage: the plan's
     reader (ours, or Beam's KafkaIO) over the plan's topic, group and bounds. With
@@ -145,10 +155,8 @@ def read_events(plan: RunPlan) -> beam.PTransform:
     elif plan.java_bound == "kafkaio":
         from vectorstream.runners.kafkaio import kafkaio_record_bound
         records = kafkaio_record_bound(offsets, records)
-    source = KafkaSource(
-        vs.bootstrap(), vs.topic, group=vs.consumer_group, start_from=vs.start_from,
-        max_num_records=records, max_read_time=seconds, config=vs.kafka_extra(),
-        batch_records=vs.batch_events, window_seconds=vs.window_seconds,
+    source = event_source(
+        plan, max_num_records=records, max_read_time=seconds,
         ending_offsets=offsets.end if offsets and plan.reader == "python" else None)
     if plan.reader == "java":
         from vectorstream.runners.kafkaio import ReadEventsWithKafkaIO

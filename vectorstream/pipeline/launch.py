@@ -19,7 +19,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PortableOpt
 from vectorstream import telemetry
 from vectorstream.io.kafka_admin import ensure_topic, group_offsets, topic_offsets
 from vectorstream.io.writes import acquire_store, close_all_stores, release_store
-from vectorstream.pipeline.graph import build
+from vectorstream.pipeline.graph import build, event_source
 from vectorstream.pipeline.early import start_model_loading
 from vectorstream.pipeline.plan import RunPlan, resolve
 from vectorstream.transforms.model import ModelChoice, choose_model, resolve_device
@@ -36,11 +36,13 @@ def has_beams_gcp_extra() -> bool:
         return False
 
 
-def preflight(plan: RunPlan, defer_indexing: bool = False) -> Tuple[ModelChoice, str]:
+def preflight(plan: RunPlan, defer_indexing: bool = False,
+              warm_reader: bool = False) -> Tuple[ModelChoice, str]:
     """Checks what a run needs before it starts, each failure one readable message. The
     model, and the collection the run writes. With `defer_indexing`, turns that
     collection's indexing off (`resume_indexing` turns it back on); without, turns back on
-    what a deferring run left off."""
+    what a deferring run left off. With `warm_reader`, once Kafka answered, starts the
+    readers' consumers (io.kafka_readers.warm_up) while the store is checked."""
     vs, store_plan = plan.vs, plan.store
     if plan.runner == "DataflowRunner" and not has_beams_gcp_extra():
         from vectorstream.config.errors import UsageError
@@ -54,6 +56,9 @@ def preflight(plan: RunPlan, defer_indexing: bool = False) -> Tuple[ModelChoice,
     if vs.catalog_topic:
         from vectorstream.io.kafka_admin import partitions_of
         partitions_of(vs.bootstrap(), vs.catalog_topic, vs.kafka_extra())
+    if warm_reader:
+        from vectorstream.io.kafka_readers import warm_up
+        warm_up(event_source(plan))
     # Left open for the sink (`execute` lets go of it at the end): on the DirectRunner, Prism
     # and Flink LOOPBACK the sink runs in this process, where io.writes shares a store.
     store = acquire_store(**store_key(plan))
@@ -242,7 +247,12 @@ def execute(plan: RunPlan, wait: bool = True):
             from apache_beam.utils.subprocess_server import SubprocessServer
             stack.enter_context(SubprocessServer.cache_subprocesses())
         defer = plan.store.defer_indexing and wait  # someone here to turn it back on
-        model, collection = preflight(plan, defer)
+        # Our reader in this process: its consumers start during the checks (lever 32).
+        warm = wait and plan.reader == "python" and not plan.workers_elsewhere
+        if warm:
+            from vectorstream.io.kafka_readers import close_warm_consumers
+            stack.callback(close_warm_consumers)  # those no reader took
+        model, collection = preflight(plan, defer, warm_reader=warm)
         if wait:
             # Every store this process opened for the run, closed once it has ended (portable
             # runners tear the DoFns down later, or not at all; an embedded store stays
