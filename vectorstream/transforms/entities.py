@@ -92,26 +92,30 @@ def profile(events: Sequence[Dict[str, Any]], n: int = 50,
     chosen = last_events(events, n)
     if not chosen:
         return None
+    import numpy as np
     newest = parse_time(chosen[0]["timestamp"])
-    dim = len(chosen[0]["vector"])
-    total = [0.0] * dim
+    weights, vectors = [], []
     by_type: Dict[str, int] = {}
     for event in chosen:
         by_type[event["event_type"]] = by_type.get(event["event_type"], 0) + 1
         age_days = (newest - parse_time(event["timestamp"])).total_seconds() / 86400.0
         weight = WEIGHTS.get(event["event_type"], 0.0) * 0.5 ** (age_days / half_life_days)
         if weight:
-            vector = event["vector"]
-            for i in range(dim):
-                total[i] += weight * vector[i]
-    norm = math.sqrt(sum(x * x for x in total))
-    if norm == 0.0 or not any(WEIGHTS.get(e["event_type"], 0) > 0 for e in chosen):
+            weights.append(weight)
+            vectors.append(event["vector"])
+    if not weights or not any(WEIGHTS.get(e["event_type"], 0) > 0 for e in chosen):
+        return None
+    # the weighted sum in numpy, in float64 as the Python loop summed (50 events of 512
+    # floats: 2-3 ms a profile in Python, which a run with profiles spent per user)
+    total = np.asarray(weights) @ np.asarray(vectors, dtype=np.float64)
+    norm = math.sqrt(float(total @ total))
+    if norm == 0.0:
         return None
     facts = {"event_ids": [e["event_id"] for e in chosen], "events": len(chosen),
              "by_type": by_type, "newest_event": chosen[0]["timestamp"],
              "product_ids": list(dict.fromkeys(e["product_id"] for e in chosen
                                                if e.get("product_id")))}
-    return [x / norm for x in total], facts
+    return (total / norm).tolist(), facts
 
 
 def personal_score(query_score: float, product_vector: Optional[Sequence[float]],
