@@ -132,6 +132,38 @@ def test_indexing_deferred_for_a_backfill_goes_back_to_what_it_was():
         local.close()
 
 
+def test_users_events_read_in_batches_as_one_by_one(store_args, name):
+    """A profile writer reads many users' newest events at once (`Store.latest_many`: a
+    server answers a chunk of users in one request); each user gets what their own read
+    gives, the events tied at the n-th's time included, in more users than one request
+    holds."""
+    from vectorstream.io.entities import user_events, users_events
+    from vectorstream.io.store import INDEXED_FIELDS
+    import random
+    rng = random.Random(5)
+    store = open_store(**store_args)
+    try:
+        store.ensure_collection(name, 4, INDEXED_FIELDS)
+        points = []
+        for u in range(40):
+            for i in range(rng.randint(0, 8)):
+                minute = rng.choice([0, 1, 2, 2, 2, 3])  # ties at the boundary
+                points.append(Point(str(uuid.uuid4()), unit(rng.random(), rng.random(), 1, 0), {
+                    "user_id": f"u{u}", "event_id": f"u{u}-{i}", "event_type": "view",
+                    "timestamp": f"2026-12-04T10:0{minute}:00Z", "product": {"id": "p1"}}))
+        store.upsert(name, points)
+        users = [f"u{u}" for u in range(40)] + ["nobody"]
+        batched = users_events(store, name, users, 3)
+        one_by_one = [user_events(store, name, u, 3) for u in users]
+
+        def key(events):
+            return sorted((e["event_id"], e["timestamp"], tuple(e["vector"])) for e in events)
+        assert [key(e) for e in batched] == [key(e) for e in one_by_one]
+        assert batched[-1] == [] and sum(map(len, batched)) >= 40
+    finally:
+        store.close()
+
+
 def test_vector_size_mismatch_is_a_clear_error(store_args, name):
     store = open_store(**store_args)
     store.ensure_collection(name, 3)

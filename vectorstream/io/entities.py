@@ -38,16 +38,27 @@ def user_events(store: Store, events: str, user_id: str, n: int) -> List[Dict]:
     event id. The store's order among equal times is its own, so all the events at the
     n-th's time are read and the tie broken here: the same set of stored events always
     gives the same n."""
-    where = Where(match={"user_id": user_id})
-    hits = store.latest(events, where, "timestamp", n)
-    if len(hits) == n:
-        boundary = hits[-1].payload.get("timestamp")
-        hits = store.latest(events, Where(match={"user_id": user_id},
-                                          since=("timestamp", boundary)), "timestamp", 1_000_000)
-    return [{"event_id": h.payload.get("event_id"), "event_type": h.payload.get("event_type"),
-             "timestamp": h.payload.get("timestamp"), "vector": h.vector,
-             "product_id": (h.payload.get("product") or {}).get("id")}
-            for h in hits if h.vector is not None]
+    return users_events(store, events, [user_id], n)[0]
+
+
+def users_events(store: Store, events: str, user_ids: List[str], n: int) -> List[List[Dict]]:
+    """`user_events` of each user, the first reads batched (`Store.latest_many`: a
+    server answers many users in one request)."""
+    first = store.latest_many(events, [Where(match={"user_id": u}) for u in user_ids],
+                              "timestamp", n)
+    out = []
+    for user_id, hits in zip(user_ids, first):
+        if len(hits) == n:
+            boundary = hits[-1].payload.get("timestamp")
+            hits = store.latest(events, Where(match={"user_id": user_id},
+                                              since=("timestamp", boundary)),
+                                "timestamp", 1_000_000)
+        out.append([{"event_id": h.payload.get("event_id"),
+                     "event_type": h.payload.get("event_type"),
+                     "timestamp": h.payload.get("timestamp"), "vector": h.vector,
+                     "product_id": (h.payload.get("product") or {}).get("id")}
+                    for h in hits if h.vector is not None])
+    return out
 
 
 class _EntityWriter(beam.DoFn):
@@ -175,9 +186,10 @@ class WriteProfilesFn(_EntityWriter):
 
     def write(self, batch: List[Tuple[str, Any]]) -> int:
         store, points, gone = self._store, [], []
-        for user_id in dict.fromkeys(user for user, _ in batch):
-            made = profile(self._call(lambda: user_events(store, self._events, user_id,
-                                                          self._n)), self._n)
+        users = list(dict.fromkeys(user for user, _ in batch))
+        read = self._call(lambda: users_events(store, self._events, users, self._n))
+        for user_id, events in zip(users, read):
+            made = profile(events, self._n)
             if made is None:  # nothing that weighs (only removals): no profile
                 gone.append(user_point_id(user_id))
                 continue

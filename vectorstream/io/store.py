@@ -126,6 +126,12 @@ class Store:
         datetime), newest first."""
         raise NotImplementedError
 
+    def latest_many(self, name: str, wheres: Sequence[Where], order_key: str, limit: int,
+                    with_vector: bool = True) -> List[List["Hit"]]:
+        """`latest` for each of `wheres`, in that order; in few requests where the store
+        can batch them (a server)."""
+        return [self.latest(name, where, order_key, limit, with_vector) for where in wheres]
+
     def set_payload(self, name: str, ids: Sequence[str], payload: Dict[str, Any]) -> None:
         """Sets these payload keys on the points (the others stay)."""
         raise NotImplementedError
