@@ -90,7 +90,7 @@ def test_consumers_warmed_up_before_the_runner_start_where_a_reader_would(kafka)
     each partition's consumer at the group's committed offset; the readers take them and
     read on from there, every record once; one no reader takes is closed after the run."""
     from confluent_kafka import Consumer, TopicPartition
-    from vectorstream.io import kafka_readers
+    from vectorstream.io import kafka_warm
     topic = f"reader-{random.getrandbits(40):x}"
     ensure_topic(kafka, topic, partitions=2)
     messages = _events(200)
@@ -99,9 +99,9 @@ def test_consumers_warmed_up_before_the_runner_start_where_a_reader_would(kafka)
     committer = Consumer({"bootstrap.servers": kafka, "group.id": group})
     committer.commit(offsets=[TopicPartition(topic, 0, 30)], asynchronous=False)
     committer.close()
-    kafka_readers.warm_up(KafkaSource(kafka, topic, group=group)).join(30)
-    assert len(kafka_readers._WARM) == 2
-    warmed = {key[-1]: consumer for key, (consumer, _) in kafka_readers._WARM.items()}
+    kafka_warm.warm_up(KafkaSource(kafka, topic, group=group)).join(30)
+    assert len(kafka_warm._WARM) == 2
+    warmed = {key[-1]: consumer for key, (consumer, _) in kafka_warm._WARM.items()}
     # Partition 0 only, as a runner that split the source reads it.
     source = KafkaSource(kafka, topic, group=group, partitions=[0], batch_records=64)
     reader = source.create_reader(None, None)
@@ -117,6 +117,6 @@ def test_consumers_warmed_up_before_the_runner_start_where_a_reader_would(kafka)
     reader.close()
     offsets = [m.offset for m in records]
     assert end > 30 and offsets == list(range(30, end))  # from the committed offset, each once
-    assert list(kafka_readers._WARM) == [kafka_readers._warm_key(source, 1)]
-    kafka_readers.close_warm_consumers()  # partition 1's: no reader took it
-    assert kafka_readers._WARM == {}
+    assert list(kafka_warm._WARM) == [kafka_warm._warm_key(source, 1)]
+    kafka_warm.close_warm_consumers()  # partition 1's: no reader took it
+    assert kafka_warm._WARM == {}

@@ -10,14 +10,15 @@ import datetime as dt
 import logging
 import threading
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional
 
 import orjson
 from apache_beam.io.unbounded_source import CheckpointMark, UnboundedReader, UnboundedSource
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
 
 from vectorstream import telemetry
-from vectorstream.io.kafka_admin import client_config, committed_offsets, partitions_of
+from vectorstream.io.kafka_admin import client_config, partitions_of
+from vectorstream.io.kafka_warm import start_offset, take_warm
 
 _LOG = logging.getLogger(__name__)
 
@@ -122,85 +123,6 @@ def _committer(bootstrap_servers: str, extra: Dict[str, str], group: str):
         return consumer
 
 
-# Consumers started before the runner (warm_up), for the readers of this process to take.
-_WARM: Dict[tuple, Tuple[Any, int]] = {}  # key -> (assigned consumer, its start offset)
-_WARM_LOCK = threading.Lock()
-_WARMING = threading.Event()  # set while no warm-up is under way
-_WARMING.set()
-
-
-def _warm_key(source, partition: int) -> tuple:
-    return (source.bootstrap_servers, tuple(sorted(source.config.items())), source.group,
-            source.topic, source.start_from, partition)
-
-
-def _start_offset(consumer, source, partition: int) -> int:
-    """Where a fresh reader of `partition` starts: the group's committed offset, else the
-    source's start_from (OFFSET_BEGINNING or OFFSET_END)."""
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
-    committed = committed_offsets(consumer, [TopicPartition(source.topic, partition)]).get(
-        partition, -1)
-    if committed >= 0:
-        return committed
-    return OFFSET_BEGINNING if source.start_from == "earliest" else OFFSET_END
-
-
-def warm_up(source) -> threading.Thread:
-    """Starts, in a thread, the consumer each partition's reader would start: connected,
-    its start offset looked up and assigned, so librdkafka (its own threads, not Python's)
-    connects and fetches the first records while the launcher builds the pipeline and the
-    runner starts. A fresh reader of this process takes it (`_take_warm`) in place of
-    starting its own; `close_warm_consumers` closes what none took. For a run whose
-    readers run in this process; best effort: a failure here leaves the readers to start
-    their own consumers, as without it. The start offsets are read a few seconds earlier
-    than a reader would: the same offsets, as nothing else commits for the run's group
-    before its readers start."""
-    _WARMING.clear()
-
-    def run():
-        from confluent_kafka import Consumer, TopicPartition
-        try:
-            for partition in source.partitions or partitions_of(
-                    source.bootstrap_servers, source.topic, source.config):
-                consumer = Consumer(source._consumer_config())
-                try:
-                    offset = _start_offset(consumer, source, partition)
-                    consumer.assign([TopicPartition(source.topic, partition, offset)])
-                except Exception:
-                    consumer.close()
-                    raise
-                with _WARM_LOCK:
-                    old = _WARM.pop(_warm_key(source, partition), None)
-                    _WARM[_warm_key(source, partition)] = (consumer, offset)
-                if old is not None:
-                    old[0].close()
-        except Exception as exc:  # pylint: disable=broad-except
-            _LOG.info("the readers start their own consumers: warming up failed: %r", exc)
-        finally:
-            _WARMING.set()
-
-    thread = threading.Thread(target=run, name="vectorstream-kafka-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
-def _take_warm(source, partition: int):
-    """The warmed-up consumer of `partition` and its start offset, or None."""
-    _WARMING.wait(FIRST_FETCH_SECONDS * 5)
-    with _WARM_LOCK:
-        return _WARM.pop(_warm_key(source, partition), None)
-
-
-def close_warm_consumers() -> None:
-    """Closes the warmed-up consumers no reader took (after the run)."""
-    _WARMING.wait(FIRST_FETCH_SECONDS * 5)
-    with _WARM_LOCK:
-        left = list(_WARM.values())
-        _WARM.clear()
-    for consumer, _ in left:
-        consumer.close()
-
-
 class KafkaPartitionReader(UnboundedReader):
     """Reads one partition in batches (lists of KafkaMessage, one window each) without
     blocking for long: advance() returns False when nothing arrives within its wait."""
@@ -247,13 +169,13 @@ class KafkaPartitionReader(UnboundedReader):
             self._deadline = time.time() + src.max_read_time
         tp = TopicPartition(src.topic, self._partition)
         offset = self._next_offset
-        warm = _take_warm(src, self._partition) if offset < 0 else None
+        warm = take_warm(src, self._partition) if offset < 0 else None
         if warm is not None:  # started before the runner, assigned at the same offset
             self._consumer, offset = warm
         else:
             self._consumer = Consumer(src._consumer_config())
             if offset < 0:
-                offset = _start_offset(self._consumer, src, self._partition)
+                offset = start_offset(self._consumer, src, self._partition)
             self._consumer.assign([TopicPartition(src.topic, self._partition, offset)])
         if self._end is not None:
             if offset < 0:  # where "earliest" or "latest" is, as a number

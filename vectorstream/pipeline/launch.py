@@ -42,7 +42,7 @@ def preflight(plan: RunPlan, defer_indexing: bool = False,
     model, and the collection the run writes. With `defer_indexing`, turns that
     collection's indexing off (`resume_indexing` turns it back on); without, turns back on
     what a deferring run left off. With `warm_reader`, once Kafka answered, starts the
-    readers' consumers (io.kafka_readers.warm_up) while the store is checked."""
+    readers' consumers (io.kafka_warm.warm_up) while the store is checked."""
     vs, store_plan = plan.vs, plan.store
     if plan.runner == "DataflowRunner" and not has_beams_gcp_extra():
         from vectorstream.config.errors import UsageError
@@ -57,7 +57,7 @@ def preflight(plan: RunPlan, defer_indexing: bool = False,
         from vectorstream.io.kafka_admin import partitions_of
         partitions_of(vs.bootstrap(), vs.catalog_topic, vs.kafka_extra())
     if warm_reader:
-        from vectorstream.io.kafka_readers import warm_up
+        from vectorstream.io.kafka_warm import warm_up
         warm_up(event_source(plan))
     # Left open for the sink (`execute` lets go of it at the end): on the DirectRunner, Prism
     # and Flink LOOPBACK the sink runs in this process, where io.writes shares a store.
@@ -250,7 +250,7 @@ def execute(plan: RunPlan, wait: bool = True):
         # Our reader in this process: its consumers start during the checks (lever 32).
         warm = wait and plan.reader == "python" and not plan.workers_elsewhere
         if warm:
-            from vectorstream.io.kafka_readers import close_warm_consumers
+            from vectorstream.io.kafka_warm import close_warm_consumers
             stack.callback(close_warm_consumers)  # those no reader took
         model, collection = preflight(plan, defer, warm_reader=warm)
         if wait:
