@@ -6,7 +6,7 @@ import json
 import random
 import time
 
-from vectorstream.io.kafka_admin import ensure_topic
+from vectorstream.io.kafka_admin import ensure_topic, group_offsets
 from vectorstream.io.kafka_source import KafkaSource
 from vectorstream.io.produce import catalog, make_event, produce
 
@@ -99,7 +99,7 @@ def test_consumers_warmed_up_before_the_runner_start_where_a_reader_would(kafka)
     committer = Consumer({"bootstrap.servers": kafka, "group.id": group})
     committer.commit(offsets=[TopicPartition(topic, 0, 30)], asynchronous=False)
     committer.close()
-    kafka_warm.warm_up(KafkaSource(kafka, topic, group=group)).join(30)
+    kafka_warm.warm_up(KafkaSource(kafka, topic, group=group), group_offsets(kafka, topic, group))
     assert len(kafka_warm._WARM) == 2
     warmed = {key[-1]: consumer for key, (consumer, _) in kafka_warm._WARM.items()}
     # Partition 0 only, as a runner that split the source reads it.

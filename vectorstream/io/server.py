@@ -196,7 +196,7 @@ class ServerStore(Store):
                 for r in records]
 
     def latest_many(self, name, wheres, order_key, limit, with_vector=True):
-        if self._local or len(wheres) < 2:
+        if self._local:
             return super().latest_many(name, wheres, order_key, limit, with_vector)
         from qdrant_client import models
         order = models.OrderByQuery(order_by=models.OrderBy(key=order_key,

@@ -41,8 +41,9 @@ def preflight(plan: RunPlan, defer_indexing: bool = False,
     """Checks what a run needs before it starts, each failure one readable message. The
     model, and the collection the run writes. With `defer_indexing`, turns that
     collection's indexing off (`resume_indexing` turns it back on); without, turns back on
-    what a deferring run left off. With `warm_reader`, once Kafka answered, starts the
-    readers' consumers (io.kafka_warm.warm_up) while the store is checked."""
+    what a deferring run left off. With `warm_reader`, starts the readers' consumers at
+    the committed offsets it read (io.kafka_warm.warm_up), to fetch while the store is
+    checked."""
     vs, store_plan = plan.vs, plan.store
     if plan.runner == "DataflowRunner" and not has_beams_gcp_extra():
         from vectorstream.config.errors import UsageError
@@ -52,13 +53,13 @@ def preflight(plan: RunPlan, defer_indexing: bool = False,
     resolve_device(vs.device)
     if not vs.dead_letter_path:
         ensure_topic(vs.bootstrap(), vs.dead_letter_topic_name(), extra=vs.kafka_extra())
-    group_offsets(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
+    committed = group_offsets(vs.bootstrap(), vs.topic, vs.consumer_group, vs.kafka_extra())
     if vs.catalog_topic:
         from vectorstream.io.kafka_admin import partitions_of
         partitions_of(vs.bootstrap(), vs.catalog_topic, vs.kafka_extra())
     if warm_reader:
         from vectorstream.io.kafka_warm import warm_up
-        warm_up(event_source(plan))
+        warm_up(event_source(plan), committed)
     # Left open for the sink (`execute` lets go of it at the end): on the DirectRunner, Prism
     # and Flink LOOPBACK the sink runs in this process, where io.writes shares a store.
     store = acquire_store(**store_key(plan))
