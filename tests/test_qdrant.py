@@ -402,3 +402,28 @@ def test_search_reads_a_server_over_rest_as_the_client_does(tmp_path):
         for collection in (name, name + "-use"):
             client_store.client.delete_collection(collection)
         client_store.close()
+
+
+def test_a_grpc_point_written_as_wire_bytes_equals_one_built_field_by_field():
+    """The upsert to a server writes each point's id and vector as protobuf's wire bytes
+    (lever 33): the message must be the one qdrant-client's own classes build from the
+    same values (float32 vectors as the model gives them, and lists of Python floats),
+    byte for byte. The server tests store and read such points back."""
+    import numpy as np
+    from qdrant_client import grpc as qgrpc
+    from qdrant_client.conversions.conversion import payload_to_grpc
+    from vectorstream.io.grpc_wire import point_id_and_vector
+    rng = np.random.default_rng(7)
+    payload = {"event_id": "e-1", "product": {"name": "Çay bardağı", "price": 4.5},
+               "tags": ["a", "b"], "n": 3, "ok": True, "none": None}
+    for vector in (rng.random(512, dtype=np.float32), rng.random(3).tolist(), [0.0] * 40,
+                   np.zeros(0, dtype=np.float32)):
+        point_id = str(uuid.uuid4())
+        built = qgrpc.PointStruct(
+            id=qgrpc.PointId(uuid=point_id), payload=payload_to_grpc(payload),
+            vectors=qgrpc.Vectors(vector=qgrpc.Vector(data=list(map(float, vector)))))
+        written = qgrpc.PointStruct(payload=payload_to_grpc(payload))
+        written.MergeFromString(point_id_and_vector(point_id, vector))
+        assert written == built
+        assert written.SerializeToString(deterministic=True) == \
+            built.SerializeToString(deterministic=True)

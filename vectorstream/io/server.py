@@ -221,13 +221,15 @@ class ServerStore(Store):
         if self._grpc:
             from qdrant_client import grpc as qgrpc
             from qdrant_client.conversions.conversion import payload_to_grpc
-            # Built in place from nested arguments (protobuf makes the whole tree at once;
-            # constructing each message and copying it into its parent costs twice this).
+            from vectorstream.io.grpc_wire import point_id_and_vector
+            # Built in place (protobuf makes a point's tree at once; constructing each
+            # message and copying it into its parent costs twice this), its id and vector
+            # merged in as protobuf's wire bytes (lever 33).
             request = qgrpc.UpsertPoints(collection_name=name, wait=True)
             add = request.points.add
             for p in points:
-                add(id={"uuid": p.id}, vectors={"vector": {"data": _floats(p.vector)}},
-                    payload=payload_to_grpc(p.payload))
+                add(payload=payload_to_grpc(p.payload)).MergeFromString(
+                    point_id_and_vector(p.id, p.vector))
             self.client.grpc_points.Upsert(request, timeout=self._timeout)
         elif self._http is not None:
             import orjson
