@@ -328,6 +328,12 @@ def test_a_server_off_the_default_port_gets_its_grpc_port_named_never_guessed():
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert "does not answer" in proc.stderr, proc.stderr
+        # (stats reads the aliases over REST first; the sink's calls go to the gRPC port)
+        from vectorstream.io.server import ServerStore
+        store = ServerStore(url, grpc_port=grpc.port, timeout=2)
+        with pytest.raises(Exception):
+            store.payload_field("events", [str(uuid.uuid4())], "event_hash")
+        store.close()
         assert grpc.connections > 0, "the gRPC port given was the one tried"
         if default_grpc is not None:
             assert default_grpc.connections == 0, "nothing reached the default gRPC port"
@@ -345,13 +351,13 @@ def test_search_reads_a_server_over_rest_as_the_client_does(tmp_path):
     import json
     import subprocess
     import sys
-    from vectorstream.io.rest import RestReader
+    from vectorstream.io.rest import RestClient
     from vectorstream.io.store import Where
     from vectorstream.io.versions import Aliases, resolve
     name = f"test-{uuid.uuid4().hex[:10]}"
     alias = f"alias-{uuid.uuid4().hex[:10]}"
     client_store = open_store(url=SERVER)
-    reader = RestReader(SERVER)
+    reader = RestClient(SERVER)
     try:
         client_store.ensure_collection(name, 3)
         client_store.upsert(name, [
@@ -402,6 +408,110 @@ def test_search_reads_a_server_over_rest_as_the_client_does(tmp_path):
         for collection in (name, name + "-use"):
             client_store.client.delete_collection(collection)
         client_store.close()
+
+
+@pytest.mark.server
+def test_a_runs_checks_and_writes_to_a_server_do_not_import_qdrant_client():
+    """What a run that writes only events asks of a server (the collection made with its
+    indexes and alias, its indexing deferred and resumed, the sink's upserts and look-ups)
+    goes over REST and gRPC's wire bytes without importing qdrant-client (0.85-1.5 s of a
+    run's start-up: lever 34); qdrant-client then reads back what was written."""
+    import subprocess
+    import sys
+    from vectorstream.io.server import DEFERRED_KEY
+    alias = f"test-{uuid.uuid4().hex[:10]}"
+    code = f"""
+import sys, uuid
+from vectorstream.io.qdrant import Point, open_store
+from vectorstream.io.versions import writable
+store = open_store(url={SERVER!r})
+target = writable(store, {alias!r}, "m", 3)
+assert writable(store, {alias!r}, "m", 3) == target
+store.defer_indexing(target)
+ids = [str(uuid.UUID(int=i)) for i in range(5)]
+store.upsert(target, [Point(i, [1.0, float(n), 0.5], {{"event_hash": f"r1:{{n}}", "n": n,
+                                                     "product": {{"name": "Çay"}}}})
+                      for n, i in enumerate(ids)])
+assert store.payload_field(target, ids + [str(uuid.UUID(int=99))], "event_hash") == {{
+    i: f"r1:{{n}}" for n, i in enumerate(ids)}}
+assert store.resume_indexing(target) is not None and store.resume_indexing(target) is None
+assert "qdrant_client" not in sys.modules, sorted(m for m in sys.modules if "qdrant" in m)
+print(target)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    target = proc.stdout.strip()
+    store = open_store(url=SERVER)
+    try:
+        assert target == f"{alias}__m" and store.exists(alias)
+        info = store.client.get_collection(target)
+        assert info.config.params.vectors.size == 3 and not (info.config.metadata or {}).get(
+            DEFERRED_KEY) and "event_type" in info.payload_schema
+        hits = store.retrieve(alias, [str(uuid.UUID(int=2))], with_vector=True)
+        assert hits[0].payload == {"event_hash": "r1:2", "n": 2, "product": {"name": "Çay"}}
+        assert [round(x * (1 + 4 + 0.25) ** 0.5, 4) for x in hits[0].vector] == [1, 2, 0.5]
+    finally:
+        from qdrant_client import models
+        store.client.update_collection_aliases(change_aliases_operations=[
+            models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))])
+        store.client.delete_collection(target)
+        store.close()
+
+
+def test_the_grpc_calls_written_as_wire_bytes_equal_qdrant_clients_messages():
+    """The sink's two gRPC calls are written and read in protobuf's wire format without
+    qdrant-client (levers 33 and 34): the field numbers and method names must be
+    qdrant-client's, the requests the messages its classes build from the same values
+    (float32 vectors as the model gives them and lists of Python floats; every JSON type,
+    nested, negative and 64-bit integers), and an answer its classes build must read back
+    as the values. A payload with a value JSON has not is converted by qdrant-client, as
+    before. The server tests store and read such points."""
+    import datetime as dt
+    import numpy as np
+    from qdrant_client import grpc as qgrpc
+    from qdrant_client.conversions.conversion import payload_to_grpc
+    from vectorstream.io import grpc_wire
+    for message, fields in grpc_wire.FIELDS.items():
+        descriptor = getattr(qgrpc, message).DESCRIPTOR
+        assert {f: descriptor.fields_by_name[f].number for f in fields} == fields, message
+    service = qgrpc.points_service_pb2.DESCRIPTOR.services_by_name["Points"]
+    for method, path in (("Upsert", grpc_wire.UPSERT_METHOD), ("Get", grpc_wire.GET_METHOD)):
+        assert f"/{service.full_name}/{service.methods_by_name[method].name}" == path
+
+    rng = np.random.default_rng(7)
+    payloads = [{"event_id": "e-1", "product": {"name": "Çay bardağı", "price": 4.5,
+                                                "tags": ["a", 2, None, {"x": [True]}]},
+                 "n": 3, "big": 2 ** 63 - 1, "neg": -17, "low": -2 ** 63, "ok": False,
+                 "none": None, "empty": {}, "nothing": [], "zero": 0.0, "text": ""},
+                {"when": dt.datetime(2026, 12, 4, 10, 0, tzinfo=dt.timezone.utc),
+                 "id": uuid.uuid4(), "t": (1, 2)}]  # the second: qdrant-client converts it
+    vectors = [rng.random(512, dtype=np.float32), rng.random(3).tolist(), [0.0] * 40]
+    points = [Point(str(uuid.uuid4()), v, p) for v in vectors for p in payloads]
+    built = qgrpc.UpsertPoints(collection_name="events", wait=True, points=[
+        qgrpc.PointStruct(id=qgrpc.PointId(uuid=p.id), payload=payload_to_grpc(p.payload),
+                          vectors=qgrpc.Vectors(vector=qgrpc.Vector(
+                              data=list(map(float, p.vector)))))
+        for p in points])
+    written = qgrpc.UpsertPoints.FromString(grpc_wire.upsert_request("events", points))
+    assert written == built
+
+    ids = [p.id for p in points]
+    assert qgrpc.GetPoints.FromString(grpc_wire.get_request("events", ids, "event_hash")) == \
+        qgrpc.GetPoints(collection_name="events", ids=[qgrpc.PointId(uuid=i) for i in ids],
+                        with_payload=qgrpc.WithPayloadSelector(
+                            include=qgrpc.PayloadIncludeSelector(fields=["event_hash"])),
+                        with_vectors=qgrpc.WithVectorsSelector(enable=False))
+    answer = qgrpc.GetResponse(result=[
+        qgrpc.RetrievedPoint(id=qgrpc.PointId(uuid=ids[0]),
+                             payload=payload_to_grpc({"event_hash": payloads[0]})),
+        qgrpc.RetrievedPoint(id=qgrpc.PointId(uuid=ids[1]),
+                             payload=payload_to_grpc({"event_hash": "r1:abc"})),
+        qgrpc.RetrievedPoint(id=qgrpc.PointId(uuid=ids[2]), payload={}),
+        qgrpc.RetrievedPoint(id=qgrpc.PointId(num=7),
+                             payload=payload_to_grpc({"event_hash": -5}))], time=0.001)
+    assert grpc_wire.get_response_field(answer.SerializeToString(), "event_hash") == {
+        ids[0]: payloads[0], ids[1]: "r1:abc", "7": -5}
 
 
 def test_a_grpc_point_written_as_wire_bytes_equals_one_built_field_by_field():

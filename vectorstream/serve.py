@@ -52,7 +52,7 @@ class StoreHolder:
     def call(self, fn):
         with self._lock:
             now = time.monotonic()
-            embedded = self._store is not None and not hasattr(self._store, "client")
+            embedded = self._store is not None and self._store.embedded
             if embedded and now - self._opened >= self._refresh:
                 self._store.close()
                 self._store = None
@@ -60,7 +60,7 @@ class StoreHolder:
                 self._store = self._opener()
                 self._opened = now
             store = self._store
-            if not hasattr(store, "client"):
+            if store.embedded:
                 return fn(store)  # an embedded shard: one call at a time
         return fn(store)  # a server (qdrant-client over gRPC): calls in parallel
 

@@ -37,11 +37,11 @@ def open_for_reading(args, query_only: bool = False):
     server is read over REST without qdrant-client (`io.rest`)."""
     from vectorstream.io.qdrant import open_store, qdrant_api_key
     if query_only and args.qdrant_url and args.qdrant_url.startswith(("http://", "https://")):
-        from vectorstream.io.rest import RestReader
+        from vectorstream.io.rest import RestClient
         from vectorstream.io.server import grpc_port_for
         if args.qdrant_grpc == "on":  # the flags mean what they mean for every command
             grpc_port_for(args.qdrant_url, args.qdrant_grpc_port)
-        return RestReader(args.qdrant_url, api_key=qdrant_api_key())
+        return RestClient(args.qdrant_url, api_key=qdrant_api_key())
     return open_store(url=args.qdrant_url, path=None if args.qdrant_url else args.qdrant_path,
                       read_only=True, grpc=args.qdrant_grpc == "on",
                       grpc_port=args.qdrant_grpc_port)

@@ -18,6 +18,8 @@ class EdgeStore(Store):
     """`read_only` stores (search, stats) fall back to a copy of a shard that another
     process (a running pipeline) holds: a point-in-time view, taken at open."""
 
+    embedded = True
+
     def __init__(self, path: str, read_only: bool = False):
         self.path = os.path.abspath(path)
         self.description = f"Qdrant Edge at {self.path}"

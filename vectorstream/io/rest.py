@@ -1,7 +1,9 @@
-"""The reads `vectorstream search` makes of a Qdrant server (its aliases, a collection's
-vector size, one query), over the server's REST API with the standard library: importing
-qdrant-client (its pydantic models) takes 1.3 s, most of a cold search's time
-(docs/performance.md, lever 24). Everything else reads through `ServerStore`."""
+"""What a command asks of a Qdrant server where importing qdrant-client (its pydantic
+models, 0.85-1.5 s here) would be most of its time, over the server's REST API with the
+standard library: the reads `vectorstream search` makes (its aliases, a collection's
+vector size, one query: docs/performance.md, lever 24), and the checks a run makes before
+it starts (the collection, its payload indexes, its alias and indexing threshold: lever
+34). Everything else goes through qdrant-client (`ServerStore`)."""
 from __future__ import annotations
 
 import json
@@ -10,13 +12,44 @@ import urllib.parse
 import urllib.request
 from typing import Dict, Optional
 
-from vectorstream.io.server import QdrantHTTPError, filter_json
 from vectorstream.io.store import Hit, Where
 
 
-class RestReader:
-    """A read-only view of a Qdrant server for one query: what `versions.model_for` and
-    `search` ask of a store."""
+class QdrantHTTPError(RuntimeError):
+    """A Qdrant server's HTTP error answer (status_code and headers, as the sink's
+    retry rules read them)."""
+
+    def __init__(self, status_code: int, headers, text: str):
+        super().__init__(f"Qdrant answered HTTP {status_code}: {text[:300]}")
+        self.status_code = status_code
+        self.headers = headers
+
+
+def filter_json(where: Optional[Where]) -> Optional[dict]:
+    """A Where as Qdrant's filter in its REST (JSON) form, or None: what the REST reader
+    sends, and what `_filter` makes qdrant-client's model of (one translation)."""
+    if not where:
+        return None
+    must = [{"key": k, "match": {"value": v}} for k, v in where.match.items()]
+    must += [{"key": k, "match": {"any": list(v)}} for k, v in where.any.items()]
+    if where.before:
+        must.append({"key": where.before[0], "range": {"lt": where.before[1]}})
+    if where.since:
+        must.append({"key": where.since[0], "range": {"gte": where.since[1]}})
+    must_not = [{"key": k, "match": {"any": list(v)}} for k, v in where.not_any.items() if v]
+    if where.not_ids:
+        must_not.append({"has_id": list(where.not_ids)})
+    flt = {}
+    if must:
+        flt["must"] = must
+    if must_not:
+        flt["must_not"] = must_not
+    return flt
+
+
+class RestClient:
+    """A Qdrant server over REST: what `versions.model_for` and `search` ask of a store, and
+    the collection calls of a run's checks (`ServerStore` uses them)."""
 
     def __init__(self, url: str, api_key: Optional[str] = None, timeout: float = 30.0):
         self.url = url.rstrip("/")
@@ -65,6 +98,35 @@ class RestReader:
                             body)["points"]
         return [Hit(str(p["id"]), float(p["score"]), dict(p.get("payload") or {}))
                 for p in points]
+
+    # -- what a run's checks ask (ServerStore, versions.Aliases)
+    def collection(self, name: str) -> dict:
+        """The collection's info: its config (params, optimizer_config, metadata)."""
+        return self._call("GET", f"/collections/{self._name(name)}")
+
+    def create_collection(self, name: str, size: int, distance: str = "Cosine") -> None:
+        self._call("PUT", f"/collections/{self._name(name)}",
+                   {"vectors": {"size": size, "distance": distance}})
+
+    def update_collection(self, name: str, body: dict) -> None:
+        self._call("PATCH", f"/collections/{self._name(name)}", body)
+
+    def create_payload_index(self, name: str, field: str, schema) -> None:
+        self._call("PUT", f"/collections/{self._name(name)}/index?wait=true",
+                   {"field_name": field, "field_schema": schema})
+
+    def update_aliases(self, actions: list) -> None:
+        self._call("POST", "/collections/aliases", {"actions": actions})
+
+    def scroll_payloads(self, name: str, limit: int = 10_000) -> list:
+        return [p.get("payload") or {} for p in self._call(
+            "POST", f"/collections/{self._name(name)}/points/scroll",
+            {"limit": limit, "with_payload": True})["points"]]
+
+    def upsert(self, name: str, points: list) -> None:
+        """Points as REST JSON ({"id", "vector", "payload"}), waiting for them."""
+        self._call("PUT", f"/collections/{self._name(name)}/points?wait=true",
+                   {"points": points})
 
     def close(self) -> None:
         pass

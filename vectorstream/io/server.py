@@ -3,20 +3,12 @@ upserts and the sink's look-ups sent without qdrant-client's per-point pydantic 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Optional
 
+from vectorstream.io.rest import QdrantHTTPError, filter_json
 from vectorstream.io.store import (FILTER_ONLY_FIELDS, INDEXED_FIELDS, Hit, Store, StoreError,
                                    Where, _floats, _size_mismatch)
-
-
-class QdrantHTTPError(RuntimeError):
-    """A Qdrant server's HTTP error answer (status_code and headers, as the sink's
-    retry rules read them)."""
-
-    def __init__(self, status_code: int, headers, text: str):
-        super().__init__(f"Qdrant answered HTTP {status_code}: {text[:300]}")
-        self.status_code = status_code
-        self.headers = headers
 
 
 QDRANT_REST_PORT, QDRANT_GRPC_PORT = 6333, 6334
@@ -49,77 +41,107 @@ def grpc_port_for(url: str, given: Optional[int] = None) -> int:
 
 
 def _index_schema(kind: str, graph: bool):
-    """A payload index of `kind` (keyword, datetime); without `graph`, one that serves
-    filters alone (no extra HNSW links). Creating it again as it is costs nothing; with
-    other parameters, the server rebuilds it once."""
-    from qdrant_client import models
-    if graph:
-        return {"keyword": models.PayloadSchemaType.KEYWORD,
-                "datetime": models.PayloadSchemaType.DATETIME}[kind]
-    if kind == "keyword":
-        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD,
-                                         enable_hnsw=False)
-    return models.DatetimeIndexParams(type=models.DatetimeIndexType.DATETIME,
-                                      enable_hnsw=False)
+    """A payload index of `kind` (keyword, datetime), as REST's field_schema; without
+    `graph`, one that serves filters alone (no extra HNSW links). Creating it again as it
+    is costs nothing; with other parameters, the server rebuilds it once."""
+    return kind if graph else {"type": kind, "enable_hnsw": False}
 
 
 class ServerStore(Store):
     """A Qdrant server through qdrant-client (collections, search, scroll) with upserts and
-    the sink's look-ups sent without qdrant-client's per-point pydantic models: raw gRPC
-    messages (`grpc`, the default) or a REST body serialised in one orjson call."""
+    the sink's look-ups sent without qdrant-client's per-point pydantic models: protobuf's
+    wire bytes over gRPC (`grpc`, the default: io/grpc_wire.py) or a REST body serialised in
+    one orjson call. A run's checks (the collection, its indexes, alias and indexing
+    threshold) go over REST (io/rest.py), so a run that writes only events never imports
+    qdrant-client (lever 34); `client` is made on first use."""
 
     def __init__(self, url: str, api_key: Optional[str] = None, timeout: float = 30.0,
                  grpc: bool = True, grpc_port: Optional[int] = None):
-        from qdrant_client import QdrantClient
         self._timeout = timeout
-        self._http = None
+        self._http = self._points = self.rest = self._client = None
+        self._client_lock = threading.Lock()
         if url.startswith("local://"):
+            from qdrant_client import QdrantClient
             path = url[len("local://"):]
             self.description = f"qdrant-client local mode at {os.path.abspath(path)}"
             self._local, self._grpc = True, False
             try:
-                self.client = QdrantClient(path=path)
+                self._client = QdrantClient(path=path)
             except RuntimeError as exc:
                 raise StoreError(str(exc)) from None
+            return
+        from vectorstream.io.rest import RestClient
+        self._local, self._grpc = False, grpc
+        # REST alone never opens a gRPC channel: the port matters only with gRPC.
+        port = grpc_port_for(url, grpc_port) if grpc else (grpc_port or QDRANT_GRPC_PORT)
+        self.description = f"Qdrant server at {url}" + (f" (gRPC port {port})" if grpc
+                                                        else " (REST)")
+        self._client_args = {"url": url, "api_key": api_key, "timeout": int(timeout),
+                             "prefer_grpc": grpc, "grpc_port": port}
+        self.rest = RestClient(url, api_key=api_key, timeout=timeout)
+        if grpc:
+            from vectorstream.io.grpc_wire import PointsChannel
+            self._points = PointsChannel(url, port, api_key)
         else:
-            self._local, self._grpc = False, grpc
-            # REST alone never opens a gRPC channel: the port matters only with gRPC.
-            port = grpc_port_for(url, grpc_port) if grpc else (grpc_port or QDRANT_GRPC_PORT)
-            self.description = f"Qdrant server at {url}" + (f" (gRPC port {port})" if grpc
-                                                            else " (REST)")
-            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout),
-                                       prefer_grpc=grpc, grpc_port=port)
-            if not grpc:
-                import httpx
-                headers = {"content-type": "application/json"}
-                if api_key:
-                    headers["api-key"] = api_key
-                self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers,
-                                          timeout=timeout)
+            import httpx
+            headers = {"content-type": "application/json"}
+            if api_key:
+                headers["api-key"] = api_key
+            self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers,
+                                      timeout=timeout)
+
+    @property
+    def client(self):
+        """qdrant-client's QdrantClient for this server, made (and imported) on first use."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    from qdrant_client import QdrantClient
+                    self._client = QdrantClient(**self._client_args)
+        return self._client
+
+    def _collection(self, name: str) -> dict:
+        """The collection's config over REST, or StoreError when the server cannot be
+        reached."""
+        try:
+            return self.rest.collection(name)["config"]
+        except ConnectionError as exc:
+            raise StoreError(f"{self.description} is not reachable ({exc}): start it, or check "
+                             f"--qdrant_url and QDRANT_API_KEY.") from None
 
     def ensure_collection(self, name: str, dim: int, indexes=None) -> None:
-        from qdrant_client import models
+        if self._local:
+            self._ensure_local_collection(name, dim)
+            return
         try:
-            exists = self.client.collection_exists(name)
-        except Exception as exc:
+            exists = self.rest.exists(name)
+        except Exception as exc:  # pylint: disable=broad-except
             raise StoreError(f"{self.description} is not reachable ({exc}): start it, or check "
                              f"--qdrant_url and QDRANT_API_KEY.") from None
         if not exists:
             try:
-                self.client.create_collection(name, vectors_config=models.VectorParams(
-                    size=dim, distance=models.Distance.COSINE))
+                self.rest.create_collection(name, dim)
             except Exception:  # pylint: disable=broad-except
-                if not self.client.collection_exists(name):  # not another writer's race
+                if not self.rest.exists(name):  # not another writer's race
                     raise
         else:
-            params = self.client.get_collection(name).config.params.vectors
-            have = getattr(params, "size", None)
+            have = (self._collection(name)["params"].get("vectors") or {}).get("size")
             if have is not None and have != dim:
                 raise _size_mismatch(name, have, dim)
-        if not self._local:  # local mode has no payload indexes (it warns and ignores them)
-            for field, kind in (INDEXED_FIELDS if indexes is None else indexes).items():
-                self.client.create_payload_index(name, field, _index_schema(
-                    kind, graph=field not in FILTER_ONLY_FIELDS))
+        for field, kind in (INDEXED_FIELDS if indexes is None else indexes).items():
+            self.rest.create_payload_index(name, field, _index_schema(
+                kind, graph=field not in FILTER_ONLY_FIELDS))
+
+    def _ensure_local_collection(self, name: str, dim: int) -> None:
+        # local mode has no payload indexes (it warns and ignores them)
+        from qdrant_client import models
+        if not self.client.collection_exists(name):
+            self.client.create_collection(name, vectors_config=models.VectorParams(
+                size=dim, distance=models.Distance.COSINE))
+            return
+        have = getattr(self.client.get_collection(name).config.params.vectors, "size", None)
+        if have is not None and have != dim:
+            raise _size_mismatch(name, have, dim)
 
     def defer_indexing(self, name):
         # Qdrant's advice for bulk loads: indexing_threshold 0 while the points arrive, the
@@ -128,33 +150,34 @@ class ServerStore(Store):
         # running) is the one to go back to.
         if self._local:
             return False
-        from qdrant_client import models
-        config = self.client.get_collection(name).config
-        kept = None
-        if (config.metadata or {}).get(DEFERRED_KEY) is None:
-            threshold = config.optimizer_config.indexing_threshold
-            kept = {DEFERRED_KEY: QDRANT_INDEXING_THRESHOLD if threshold is None else threshold}
-        self.client.update_collection(name, metadata=kept,
-                                      optimizers_config=models.OptimizersConfigDiff(
-                                          indexing_threshold=0))
+        config = self._collection(name)
+        body: dict = {"optimizers_config": {"indexing_threshold": 0}}
+        if (config.get("metadata") or {}).get(DEFERRED_KEY) is None:
+            threshold = (config.get("optimizer_config") or {}).get("indexing_threshold")
+            body["metadata"] = {DEFERRED_KEY: QDRANT_INDEXING_THRESHOLD if threshold is None
+                                else threshold}
+        self.rest.update_collection(name, body)
         return True
 
     def resume_indexing(self, name):
         if self._local:
             return None
-        from qdrant_client import models
-        threshold = (self.client.get_collection(name).config.metadata or {}).get(DEFERRED_KEY)
+        threshold = (self._collection(name).get("metadata") or {}).get(DEFERRED_KEY)
         if threshold is None:
             return None
-        self.client.update_collection(
-            name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=int(
-                threshold)), metadata={DEFERRED_KEY: None})
+        self.rest.update_collection(name, {
+            "optimizers_config": {"indexing_threshold": int(threshold)},
+            "metadata": {DEFERRED_KEY: None}})
         return int(threshold)
 
     def exists(self, name):
+        if self.rest is not None:
+            return self.rest.exists(name)
         return self.client.collection_exists(name)
 
     def vector_size(self, name):
+        if self.rest is not None:
+            return (self._collection(name)["params"].get("vectors") or {}).get("size")
         return getattr(self.client.get_collection(name).config.params.vectors, "size", None)
 
     def retrieve(self, name, ids, with_vector=False):
@@ -218,19 +241,8 @@ class ServerStore(Store):
             self.client.set_payload(name, payload=payload, points=list(ids), wait=True)
 
     def upsert(self, name, points):
-        if self._grpc:
-            from qdrant_client import grpc as qgrpc
-            from qdrant_client.conversions.conversion import payload_to_grpc
-            from vectorstream.io.grpc_wire import point_id_and_vector
-            # Built in place (protobuf makes a point's tree at once; constructing each
-            # message and copying it into its parent costs twice this), its id and vector
-            # merged in as protobuf's wire bytes (lever 33).
-            request = qgrpc.UpsertPoints(collection_name=name, wait=True)
-            add = request.points.add
-            for p in points:
-                add(payload=payload_to_grpc(p.payload)).MergeFromString(
-                    point_id_and_vector(p.id, p.vector))
-            self.client.grpc_points.Upsert(request, timeout=self._timeout)
+        if self._points is not None:  # protobuf's wire bytes (levers 16, 33 and 34)
+            self._points.upsert(name, points, self._timeout)
         elif self._http is not None:
             import orjson
             body = orjson.dumps({"points": [{"id": p.id, "vector": p.vector,
@@ -254,16 +266,8 @@ class ServerStore(Store):
         return self.client.count(name, exact=True).count
 
     def payload_field(self, name, ids, field):
-        if self._grpc:
-            from qdrant_client import grpc as qgrpc
-            from qdrant_client.conversions.conversion import value_to_json
-            response = self.client.grpc_points.Get(qgrpc.GetPoints(
-                collection_name=name, ids=[qgrpc.PointId(uuid=i) for i in ids],
-                with_payload=qgrpc.WithPayloadSelector(
-                    include=qgrpc.PayloadIncludeSelector(fields=[field])),
-                with_vectors=qgrpc.WithVectorsSelector(enable=False)), timeout=self._timeout)
-            return {r.id.uuid: value_to_json(r.payload[field]) for r in response.result
-                    if field in r.payload}
+        if self._points is not None:
+            return self._points.payload_field(name, list(ids), field, self._timeout)
         if self._http is not None:
             import orjson
             records = self._request("POST", f"/collections/{name}/points", orjson.dumps(
@@ -318,7 +322,10 @@ class ServerStore(Store):
     def close(self):
         if self._http is not None:
             self._http.close()
-        self.client.close()
+        if self._points is not None:
+            self._points.close()
+        if self._client is not None:
+            self._client.close()
 
 
 # `latest_many`'s queries a request: 32 users' last 50 events of 512 floats, ~3 MB.
@@ -330,28 +337,6 @@ def _vector(record):
     if isinstance(vector, dict):  # {vector name: vector}: the unnamed one
         vector = next(iter(vector.values()), None)
     return list(vector) if vector is not None else None
-
-
-def filter_json(where: Optional[Where]) -> Optional[dict]:
-    """A Where as Qdrant's filter in its REST (JSON) form, or None: what the REST reader
-    sends, and what `_filter` makes qdrant-client's model of (one translation)."""
-    if not where:
-        return None
-    must = [{"key": k, "match": {"value": v}} for k, v in where.match.items()]
-    must += [{"key": k, "match": {"any": list(v)}} for k, v in where.any.items()]
-    if where.before:
-        must.append({"key": where.before[0], "range": {"lt": where.before[1]}})
-    if where.since:
-        must.append({"key": where.since[0], "range": {"gte": where.since[1]}})
-    must_not = [{"key": k, "match": {"any": list(v)}} for k, v in where.not_any.items() if v]
-    if where.not_ids:
-        must_not.append({"has_id": list(where.not_ids)})
-    flt = {}
-    if must:
-        flt["must"] = must
-    if must_not:
-        flt["must_not"] = must_not
-    return flt
 
 
 def _filter(where):

@@ -88,6 +88,7 @@ class Store:
     """What the pipeline and the CLI need from Qdrant."""
 
     description: str
+    embedded = False  # an embedded shard (one call at a time), not a server
 
     def ensure_collection(self, name: str, dim: int,
                           indexes: Optional[Mapping[str, str]] = None) -> None:

@@ -45,12 +45,21 @@ class Aliases:
 
     def __init__(self, store: Store):
         self.store = store
-        self._edge = hasattr(store, "path") and not hasattr(store, "client")
+        self._edge = store.embedded
+        self._rest = getattr(store, "rest", None)  # a server's REST (not local mode's)
 
     # -- reading
     def read(self) -> Dict[str, Dict[str, Optional[str]]]:
         if self._edge:
             return _read_file(self.store.path)
+        if self._rest is not None:  # a run's checks: without qdrant-client (lever 34)
+            current = self._rest.alias_targets()
+            previous = {}
+            if self._rest.exists(VERSIONS_COLLECTION):
+                previous = {p["alias"]: p.get("previous")
+                            for p in self._rest.scroll_payloads(VERSIONS_COLLECTION)}
+            return {alias: {"current": target, "previous": previous.get(alias)}
+                    for alias, target in current.items()}
         client = self.store.client
         current = {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
         previous = {}
@@ -82,6 +91,9 @@ class Aliases:
             return old
         before = self.read().get(alias) or {}
         old = before.get("current")
+        if self._rest is not None:
+            self._point_rest(alias, version, old, before)
+            return old
         from qdrant_client import models
         client = self.store.client
         operations = []
@@ -108,6 +120,29 @@ class Aliases:
         return old
 
 
+    def _point_rest(self, alias: str, version: str, old: Optional[str], before: dict) -> None:
+        """`point` over a server's REST API: the same calls, without qdrant-client."""
+        rest = self._rest
+        actions = [{"delete_alias": {"alias_name": alias}}] if old else []
+        actions.append({"create_alias": {"collection_name": version, "alias_name": alias}})
+        try:
+            rest.update_aliases(actions)
+        except Exception:  # pylint: disable=broad-except
+            if self.current(alias) != version:  # not another writer's same alias
+                raise
+        if not rest.exists(VERSIONS_COLLECTION):
+            try:
+                rest.create_collection(VERSIONS_COLLECTION, 1, "Dot")
+            except Exception:  # pylint: disable=broad-except
+                if not rest.exists(VERSIONS_COLLECTION):  # not another writer's race
+                    raise
+        import uuid
+        rest.upsert(VERSIONS_COLLECTION, [{
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"vectorstream-alias/{alias}")),
+            "vector": [1.0], "payload": {"alias": alias, "current": version,
+                                         "previous": old or before.get("previous")}}])
+
+
 def writable(store: Store, alias: str, model_name: str, dim: int, indexes=None) -> str:
     """The collection a writer with `model_name` writes as `alias`: the alias's version
     when it is this model's; this model's own version otherwise (a new model writing ahead
@@ -129,7 +164,7 @@ def writable(store: Store, alias: str, model_name: str, dim: int, indexes=None) 
 
 def versions_of(store: Store, alias: str) -> list:
     """Every collection of `alias`: its versions, and a plain collection of that name."""
-    if hasattr(store, "client"):
+    if not store.embedded:
         names = [c.name for c in store.client.get_collections().collections]
     else:
         names = os.listdir(store.path) if os.path.isdir(store.path) else []
