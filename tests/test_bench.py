@@ -67,3 +67,15 @@ def test_bench_against_the_hand_written_consumer(kafka, tmp_path):
             assert row[key] is not None and row[key] > 0, (side, key, row)
     assert "first record polled" in data["ours"]["timeline"]
     assert "ours ÷ plain" in proc.stdout
+
+
+def test_the_request_building_bench_runs_and_its_three_ways_agree():
+    """`python -m vectorstream.bench.wire` (levers 16, 33 and 34): the three ways of
+    building an upsert request make the same request (it checks so itself), and it reports
+    each; the numbers are not asserted."""
+    proc = subprocess.run([sys.executable, "-m", "vectorstream.bench.wire", "--points", "20",
+                           "--repeats", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert set(found) == {"classes", "vector_bytes", "wire"}
+    assert all(v["median_us_per_point"] > 0 for v in found.values())

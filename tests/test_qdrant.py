@@ -483,7 +483,8 @@ def test_the_grpc_calls_written_as_wire_bytes_equal_qdrant_clients_messages():
     payloads = [{"event_id": "e-1", "product": {"name": "Çay bardağı", "price": 4.5,
                                                 "tags": ["a", 2, None, {"x": [True]}]},
                  "n": 3, "big": 2 ** 63 - 1, "neg": -17, "low": -2 ** 63, "ok": False,
-                 "none": None, "empty": {}, "nothing": [], "zero": 0.0, "text": ""},
+                 "none": None, "empty": {}, "nothing": [], "zero": 0.0, "text": "",
+                 "long": "ğ" * 300, "many": list(range(-3, 200)), "n127": 127, "n128": 128},
                 {"when": dt.datetime(2026, 12, 4, 10, 0, tzinfo=dt.timezone.utc),
                  "id": uuid.uuid4(), "t": (1, 2)}]  # the second: qdrant-client converts it
     vectors = [rng.random(512, dtype=np.float32), rng.random(3).tolist(), [0.0] * 40]
