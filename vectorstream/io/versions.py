@@ -119,7 +119,6 @@ class Aliases:
                                   "previous": old or before.get("previous")})])
         return old
 
-
     def _point_rest(self, alias: str, version: str, old: Optional[str], before: dict) -> None:
         """`point` over a server's REST API: the same calls, without qdrant-client."""
         rest = self._rest
