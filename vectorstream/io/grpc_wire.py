@@ -265,19 +265,22 @@ def _entry(buf: bytes) -> Tuple[str, object]:
     return key, value_json(value)
 
 
+_RESULT, _RETRIEVED_ID = FIELDS["GetResponse"]["result"], FIELDS["RetrievedPoint"]["id"]
+_RETRIEVED_PAYLOAD, _ID_UUID = FIELDS["RetrievedPoint"]["payload"], FIELDS["PointId"]["uuid"]
+
+
 def get_response_field(buf: bytes, field: str) -> Dict[str, object]:
     """{point id: the value of `field`} of a GetResponse, for the points that have it."""
     out = {}
-    point_id, payload = FIELDS["RetrievedPoint"]["id"], FIELDS["RetrievedPoint"]["payload"]
     for n, retrieved in _fields_of(buf):
-        if n != FIELDS["GetResponse"]["result"]:
+        if n != _RESULT:
             continue
         ident, found, value = None, False, None
         for m, x in _fields_of(retrieved):
-            if m == point_id:
+            if m == _RETRIEVED_ID:
                 for k, i in _fields_of(x):
-                    ident = i.decode() if k == FIELDS["PointId"]["uuid"] else str(i)
-            elif m == payload:
+                    ident = i.decode() if k == _ID_UUID else str(i)
+            elif m == _RETRIEVED_PAYLOAD:
                 key, v = _entry(x)
                 if key == field:
                     found, value = True, v

@@ -64,14 +64,14 @@ class ServerStore(Store):
             from qdrant_client import QdrantClient
             path = url[len("local://"):]
             self.description = f"qdrant-client local mode at {os.path.abspath(path)}"
-            self._local, self._grpc = True, False
+            self._local = True
             try:
                 self._client = QdrantClient(path=path)
             except RuntimeError as exc:
                 raise StoreError(str(exc)) from None
             return
         from vectorstream.io.rest import RestClient
-        self._local, self._grpc = False, grpc
+        self._local = False
         # REST alone never opens a gRPC channel: the port matters only with gRPC.
         port = grpc_port_for(url, grpc_port) if grpc else (grpc_port or QDRANT_GRPC_PORT)
         self.description = f"Qdrant server at {url}" + (f" (gRPC port {port})" if grpc
@@ -106,8 +106,11 @@ class ServerStore(Store):
         try:
             return self.rest.collection(name)["config"]
         except ConnectionError as exc:
-            raise StoreError(f"{self.description} is not reachable ({exc}): start it, or check "
-                             f"--qdrant_url and QDRANT_API_KEY.") from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: Exception) -> StoreError:
+        return StoreError(f"{self.description} is not reachable ({exc}): start it, or check "
+                          f"--qdrant_url and QDRANT_API_KEY.")
 
     def ensure_collection(self, name: str, dim: int, indexes=None) -> None:
         if self._local:
@@ -116,8 +119,7 @@ class ServerStore(Store):
         try:
             exists = self.rest.exists(name)
         except Exception as exc:  # pylint: disable=broad-except
-            raise StoreError(f"{self.description} is not reachable ({exc}): start it, or check "
-                             f"--qdrant_url and QDRANT_API_KEY.") from None
+            raise self._unreachable(exc) from None
         if not exists:
             try:
                 self.rest.create_collection(name, dim)
