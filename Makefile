@@ -10,7 +10,18 @@ export TOKENIZERS_PARALLELISM := false
 
 setup: $(VENV)/.installed
 
+# torch and its CUDA libraries are most of it: the .venv takes 6.4 GB, and pip needs room
+# beside it to unpack the wheels; stop with one line, not pip's OSError, when the disk is short
+SETUP_FREE_GB ?= 9
+
 $(VENV)/.installed: setup.py
+	@$(PYTHON) -c 'import os, shutil, sys, tempfile; need = float(sys.argv[1]); \
+	dirs = {os.stat(d).st_dev: d for d in (tempfile.gettempdir(), os.path.abspath(sys.argv[2]))}; \
+	short = ["%.1f GB free under %s" % (f, d) for d, f in \
+	         ((d, shutil.disk_usage(d).free / 2**30) for d in dirs.values()) if f < need]; \
+	short and sys.exit("make setup needs about %g GB free for the .venv and pip'"'"'s unpacking; " \
+	                   "%s. Free some space (or point TMPDIR at a roomier disk) and run it again." \
+	                   % (need, ", ".join(short)))' $(SETUP_FREE_GB) $(dir $(abspath $(VENV)))
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
