@@ -229,6 +229,51 @@ def test_embedded_store_held_by_another_process_says_what_to_do(tmp_path):
         holder.wait()
 
 
+def test_readers_never_touch_a_shard_another_process_writes(tmp_path):
+    """`search` and `stats` beside a running pipeline: a reader used to try loading the
+    held shard before copying it, and that refused load rewrote some of the holder's
+    segment files; the holder's next flush failed ("tracker journal ... is shorter than
+    expected") and points were lost (a model upgrade under a live run ended with 1 of 210
+    events in CI). Real shards; the writer flushes after every batch, as Edge may on its
+    own, since the damage showed at a flush."""
+    import subprocess
+    import sys
+    import textwrap
+    path = str(tmp_path / "edge")
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import random, time, uuid
+        from vectorstream.io.qdrant import Point, open_store
+        s = open_store(path={path!r}); s.ensure_collection("events", 8, {{}})
+        print("ready", flush=True)
+        for i in range(60):
+            s.upsert("events", [Point(str(uuid.uuid4()), [random.random() for _ in range(8)],
+                                      {{"i": i}}) for _ in range(50)])
+            s._shards["events"].flush()
+            time.sleep(0.02)
+        s.close()
+        print("wrote", 60 * 50, flush=True)""")], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        seen = []
+        while writer.poll() is None:
+            view = open_store(path=path, read_only=True)
+            try:
+                seen.append(view.count("events"))
+            finally:
+                view.close()
+        out, err = writer.communicate(timeout=60)
+    finally:
+        writer.kill()
+    assert writer.returncode == 0 and out.strip() == "wrote 3000", err[-2000:]
+    assert len(seen) > 3 and seen == sorted(seen)  # each view a moment of the writer's
+    store = open_store(path=path)
+    try:
+        assert store.count("events") == 3000
+    finally:
+        store.close()
+
+
 def test_closing_an_embedded_store_waits_for_the_calls_in_flight(tmp_path):
     """A portable runner's worker can still be in a bundle when the launcher closes the
     run's stores: closing a shard under another thread's call used to fail with "Already

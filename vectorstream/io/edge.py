@@ -27,6 +27,7 @@ class EdgeStore(Store):
         self.copied_from: Optional[str] = None
         self._copies: List[str] = []
         self._shards: Dict[str, Any] = {}
+        self._locks: Dict[str, Any] = {}  # name: the open lock file held for its shard
         self._resolved: Dict[str, str] = {}
         # Calls in flight on a shard, counted so that close() waits for them: closing a shard
         # while another thread's call holds it fails with "Already borrowed" (a portable
@@ -58,45 +59,86 @@ class EdgeStore(Store):
             return shard
         directory = self._shard_dir(name)
         exists = os.path.exists(os.path.join(directory, "edge_config.json"))
+        if not exists and dim is None:
+            raise StoreError(f"collection {name!r} does not exist in {self.path}: run the "
+                             f"pipeline first, or check --qdrant_path and --collection.")
+        lock = self._hold(name)
+        if lock is None and self.read_only:  # a writer has it: read a copy, never the shard
+            return self._keep(name, self._open_copy(name, directory))
+        if lock is None:
+            raise _held(directory)
         try:
             if exists:
                 shard = q.EdgeShard.load(directory)
-            elif dim is None:
-                raise StoreError(f"collection {name!r} does not exist in {self.path}: run the "
-                                 f"pipeline first, or check --qdrant_path and --collection.")
             else:
                 os.makedirs(directory, exist_ok=True)
                 shard = q.EdgeShard.create(directory, q.EdgeConfig(
                     vectors=q.EdgeVectorParams(size=dim, distance=q.Distance.Cosine)))
-        except StoreError:
-            raise
         except Exception as exc:
-            held = "WouldBlock" in str(exc) or "lock" in str(exc).lower()
-            if held and self.read_only and exists:
-                shard = self._open_copy(name, directory)
-                self._shards[name] = shard
-                return shard
-            if held:
-                raise StoreError(
-                    f"the embedded Qdrant store {directory} is open in another process "
-                    f"(a running pipeline?): stop it first, or run a Qdrant server and use "
-                    f"--qdrant_url.") from None
+            lock.close()
+            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():  # not one of ours
+                if self.read_only and exists:
+                    return self._keep(name, self._open_copy(name, directory))
+                raise _held(directory)
             raise StoreError(f"cannot open the embedded Qdrant store {directory}: {exc}") from None
+        self._locks[name] = lock
+        return self._keep(name, shard)
+
+    def _hold(self, name: str):
+        """The lock beside a shard, taken before Qdrant Edge touches the shard: exclusive for
+        a writer, shared for a reader; None when another holder's excludes it. Edge's own
+        lock is on the write-ahead log, taken only after the segments are loaded, and a load
+        it refuses there has already rewritten some of the holder's segment files: the
+        holder's next flush failed ("tracker journal ... is shorter than expected") and
+        points were lost. So no process of ours loads a shard another one holds."""
+        import fcntl
+        if not self.read_only:
+            os.makedirs(self.path, exist_ok=True)
+        try:
+            handle = open(os.path.join(self.path, f".{name}.lock"), "a")
+        except OSError as exc:  # a store a reader may not write: read copies
+            if self.read_only:
+                return None
+            raise StoreError(f"cannot write the embedded Qdrant store {self.path}: {exc}") \
+                from None
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_SH if self.read_only else fcntl.LOCK_EX)
+                        | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return None
+        return handle
+
+    def _keep(self, name: str, shard):
         self._shards[name] = shard
         return shard
 
     def _open_copy(self, name: str, directory: str):
-        """Copies the held shard (segments and write-ahead log) and opens the copy."""
+        """Copies the held shard (segments and write-ahead log) and opens the copy; again,
+        up to five times, when the holder changed it under the copy (a file gone, or a copy
+        Edge cannot load)."""
         import shutil
         import tempfile
+        import time
         import qdrant_edge as q
-        base = tempfile.mkdtemp(prefix="vectorstream-view-")
-        self._copies.append(base)
-        target = os.path.join(base, name)
-        shutil.copytree(directory, target)
-        self.copied_from = directory
-        _LOG.info("%s is held by another process; reading a copy taken now", directory)
-        return q.EdgeShard.load(target)
+        for attempt in range(5):
+            base = tempfile.mkdtemp(prefix="vectorstream-view-")
+            self._copies.append(base)
+            target = os.path.join(base, name)
+            try:
+                shutil.copytree(directory, target, copy_function=_copy_if_there,
+                                ignore=shutil.ignore_patterns(".atomicwrite*"))
+                shard = q.EdgeShard.load(target)
+            except Exception as exc:  # pylint: disable=broad-except
+                failure = exc
+                shutil.rmtree(base, ignore_errors=True)
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            self.copied_from = directory
+            _LOG.info("%s is held by another process; reading a copy taken now", directory)
+            return shard
+        raise StoreError(f"{directory} is held by another process and changed under every "
+                         f"copy taken to read it ({failure}); try again")
 
     @contextlib.contextmanager
     def _use(self, name: str, dim: Optional[int] = None):
@@ -254,12 +296,30 @@ class EdgeStore(Store):
                     finally:
                         shard.close()
                 self._shards.clear()
+                for handle in self._locks.values():  # closing the file releases its lock
+                    handle.close()
+                self._locks.clear()
                 for base in self._copies:
                     shutil.rmtree(base, ignore_errors=True)
                 self._copies.clear()
             finally:
                 self._closing = False
                 self._lock.notify_all()
+
+
+def _copy_if_there(source: str, target: str) -> None:
+    """A file the holder removed while the copy ran (a rotated log) is not copied."""
+    import shutil
+    try:
+        shutil.copy2(source, target)
+    except FileNotFoundError:
+        pass
+
+
+def _held(directory: str) -> StoreError:
+    return StoreError(f"the embedded Qdrant store {directory} is open in another process "
+                      f"(a running pipeline, or a search, stats or serve reading it): stop "
+                      f"it first, or run a Qdrant server and use --qdrant_url.")
 
 
 def _where(where: Optional[Where]):
