@@ -6,6 +6,7 @@ streaming run writes loses no event, search answers throughout, and a rollback r
 the old answers."""
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -159,8 +160,9 @@ def live_store(request, tmp_path, qdrant_url):
 
 def test_a_model_upgrade_while_a_stream_writes(kafka, tmp_path, live_store):
     """MiniLM (384-d) to USE (512-d) under a live run: the new version ends with every
-    event the old one has, search answers all along, the alias moves, and a rollback gives
-    the old answers back."""
+    event the old one has (what the old run stored after the reindex by `--since`, once
+    it stopped), search answers all along, the alias moves, and a rollback gives the old
+    answers back."""
     store = live_store
     events = store.get("collection", EVENTS)
     topic = f"reindex-{uuid.uuid4().hex[:8]}"
@@ -203,12 +205,18 @@ def test_a_model_upgrade_while_a_stream_writes(kafka, tmp_path, live_store):
         offsets.close()
     assert proc.returncode == 0, proc.stderr
     assert f"{events}__all-minilm-l6-v2 -> {events}__use-multilingual-v3" in proc.stdout
+    # the old run wrote on after the move until it stopped: the printed command catches up
+    since = re.search(r"--since (\S+)`", proc.stdout).group(1)
+    caught = cli("reindex", "--model", "use-multilingual-v3", "--since", since,
+                 *store["flags"], timeout=600)
+    assert caught.returncode == 0 and "caught up" in caught.stdout, caught.stderr
     assert not failures and answers, failures
     assert set(answers) <= {"all-MiniLM-L6-v2", "use-multilingual-v3"}
     old = _ids(store["open"], f"{events}__all-minilm-l6-v2")
     new = _ids(store["open"], f"{events}__use-multilingual-v3")
     assert len(old) == len(first) + len(later)
-    assert new == old, "every event the old version has is in the new one"
+    assert new == old, ("every event the old version has is in the new one", len(new),
+                        proc.stdout, proc.stderr[-1500:], caught.stdout)
     after = cli("search", "kablosuz kulaklık", "--json", *store["flags"])
     assert json.loads(after.stdout)["model"] == "use-multilingual-v3"
     refused = cli("search", "x", "--model", "minilm", *store["flags"])

@@ -10,7 +10,8 @@ without downtime (`vectorstream forget`, `expire`, `reindex`).
   model, built from the stored payloads (or, `from_kafka`, from the topic) while a live
   pipeline goes on writing the old one; then the aliases move (io.versions). Catch-up
   passes copy what was stored meanwhile (by `ingested_at`), until a pass finds nothing,
-  and once more after the move. `rollback` moves the aliases back.
+  and once more after the move. `catch_up` copies what the old pipeline stored after
+  that, once it is stopped. `rollback` moves the aliases back.
 """
 from __future__ import annotations
 
@@ -141,6 +142,16 @@ def _copy(read: Store, write: Store, source: str, target: str, encode, text_of,
     return fresh, newest
 
 
+def _copy_fresh(open_read, write: Store, source: str, target: str, encode, text_of,
+                model_name: str, since: Optional[str] = None) -> (int, Optional[str]):
+    """`_copy` from a fresh read (on the embedded store: a copy of the shards taken now)."""
+    read = open_read()
+    try:
+        return _copy(read, write, source, target, encode, text_of, model_name, since)
+    finally:
+        read.close()
+
+
 def reindex(open_read: Callable[[], Store], open_write: Callable[[], Store], alias: str,
             model, encode, from_kafka: Optional[Callable[[str], None]] = None,
             max_passes: int = 30, settle_seconds: float = 5.0,
@@ -158,33 +169,32 @@ def reindex(open_read: Callable[[], Store], open_write: Callable[[], Store], ali
                 f"before versions, or not at all; run the pipeline into a new --collection")
         new = version_name(alias, model.name)
         if new == old:
-            raise LifecycleError(f"{alias} is already on {model.name} ({old}): nothing to do")
+            raise LifecycleError(f"{alias} is already on {model.name} ({old}): nothing to do "
+                                 f"(--since STAMP copies what the old pipeline stored after "
+                                 f"the reindex)")
         started = time.time()
         from vectorstream.io.store import INDEXED_FIELDS
         write.ensure_collection(new, model.dim, INDEXED_FIELDS)
 
         def copy(source, target, text_of, since=None):  # re-embedded, from a fresh read
-
-            read = open_read()
-            try:
-                return _copy(read, write, source, target, encode, text_of, model.name, since)
-            finally:
-                read.close()
+            return _copy_fresh(open_read, write, source, target, encode, text_of, model.name,
+                               since)
 
         if from_kafka is not None:
-            from_kafka(new)
+            since = format_time(dt.datetime.fromtimestamp(started, dt.timezone.utc))
+            from_kafka(new)  # (what the live writers store from now on: caught up by --since)
             copied, passes = write.count(new), 0
         else:
             copied, since, passes = 0, None, 0
             while passes < max_passes:
+                if passes:  # a quiet spell, for what the live writers store meanwhile
+                    time.sleep(settle_seconds)
                 n, newest = copy(old, new, _event_text, since)
                 copied += n
                 passes += 1
                 report(f"pass {passes}: {n} events copied into {new}")
-                if n == 0 and since is not None:
-                    break  # quiet for a whole settle: the live writers are caught up
-                if since is not None:
-                    time.sleep(settle_seconds)
+                if n == 0 and passes > 1:
+                    break  # nothing over a whole spell: the live writers are caught up
                 since = newest
         moved = {alias: (old, new)}
         products_old = aliases.current(products)
@@ -202,13 +212,48 @@ def reindex(open_read: Callable[[], Store], open_write: Callable[[], Store], ali
         for name, (_, target) in moved.items():
             aliases.point(name, target)
         if from_kafka is None:  # what the live pipeline stored between the last pass and now
-            late, _ = copy(old, new, _event_text, since)
+            late, newest = copy(old, new, _event_text, since)
+            since = newest or since
             copied += late
             report(f"after the move: {late} events copied")
         counts = {"old": _count(open_read, old), "new": write.count(new)}
         return {"alias": alias, "from": old, "to": new, "copied": copied, "passes": passes,
                 "seconds": round(time.time() - started, 1), "counts": counts,
-                "moved": {k: v[1] for k, v in moved.items()}}
+                "moved": {k: v[1] for k, v in moved.items()},
+                "through": since or format_time(dt.datetime.fromtimestamp(started,
+                                                                          dt.timezone.utc))}
+    finally:
+        write.close()
+
+
+def catch_up(open_read: Callable[[], Store], open_write: Callable[[], Store], alias: str,
+             model, encode, since: str) -> Dict[str, object]:
+    """After `reindex`: the old pipeline went on writing the old version until it was
+    stopped; this copies what it stored from `since` (the reindex's "through") into the
+    version now live, counts the products again and rebuilds the profiles. Run it once the
+    old pipeline has stopped, before the new one starts; again is harmless (same ids)."""
+    products, users = f"{alias}_products", f"{alias}_users"
+    write = open_write()
+    try:
+        aliases = Aliases(write)
+        new, old = aliases.current(alias), aliases.previous(alias)
+        if new != version_name(alias, model.name) or not old:
+            raise LifecycleError(
+                f"{alias} is {new}, not a reindex to {model.name}'s version with a previous "
+                f"one: --since catches up after `vectorstream reindex --model` to that model")
+        started = time.time()
+        copied, newest = _copy_fresh(open_read, write, old, new, encode, _event_text,
+                                     model.name, since)
+        if aliases.previous(products) and aliases.current(products):
+            _copy_fresh(open_read, write, aliases.previous(products),
+                        aliases.current(products), encode, _product_text, model.name)
+        if aliases.previous(users) and aliases.current(users):
+            _rebuild_profiles(write, open_read, aliases.previous(users),
+                              aliases.current(users), new, model.name)
+        counts = {"old": _count(open_read, old), "new": write.count(new)}
+        return {"alias": alias, "from": old, "to": new, "copied": copied,
+                "seconds": round(time.time() - started, 1), "counts": counts,
+                "through": newest or since}
     finally:
         write.close()
 

@@ -100,7 +100,7 @@ def cmd_expire(args, extra) -> int:
 
 
 def cmd_reindex(args, extra) -> int:
-    from vectorstream.lifecycle import LifecycleError, reindex, rollback
+    from vectorstream.lifecycle import LifecycleError, catch_up, reindex, rollback
     try:
         if args.rollback:
             store = _open_write(args)
@@ -113,6 +113,13 @@ def cmd_reindex(args, extra) -> int:
         if not args.model:
             raise CliError("reindex needs --model NEW_MODEL (a model directory, "
                            "use-multilingual-v3 or minilm), or --rollback")
+        if args.since:
+            import datetime as dt
+            try:
+                dt.datetime.fromisoformat(args.since)
+            except ValueError:
+                raise CliError(f"--since {args.since!r} is not a time: give the stamp the "
+                               f"reindex printed, such as 2026-12-04T23:30:00.123Z") from None
         from vectorstream.transforms.model import choose_model, load_model, resolve_device
         model = choose_model(args.model)
         encoder = load_model(model.path, resolve_device(args.device))
@@ -125,18 +132,30 @@ def cmd_reindex(args, extra) -> int:
         if args.qdrant_url and args.qdrant_url.startswith("local://"):
             shared = _open_write(args)
             open_read, open_write = (lambda: _Borrowed(shared)), (lambda: shared)
-        done = reindex(open_read, open_write, args.collection, model, encode,
-                       from_kafka=from_kafka, report=lambda line: print(line, file=sys.stderr))
+        if args.since:
+            done = catch_up(open_read, open_write, args.collection, model, encode, args.since)
+        else:
+            done = reindex(open_read, open_write, args.collection, model, encode,
+                           from_kafka=from_kafka,
+                           report=lambda line: print(line, file=sys.stderr))
     except LifecycleError as exc:
         raise CliError(str(exc)) from None
     if args.json:
         print(json.dumps(done))
+    elif args.since:
+        print(f"caught up {done['alias']}: {done['copied']} events stored in {done['from']} "
+              f"after {args.since} copied into {done['to']} in {done['seconds']} s; points: "
+              f"old {done['counts']['old']}, new {done['counts']['new']}")
     else:
         print(f"reindexed {done['alias']}: {done['from']} -> {done['to']} ({model.name}), "
               f"{done['copied']} events in {done['seconds']} s; points: old "
               f"{done['counts']['old']}, new {done['counts']['new']}; moved: "
               + ", ".join(f"{k} -> {v}" for k, v in done["moved"].items())
               + "; back with `vectorstream reindex --rollback`")
+        print(f"a pipeline still on the old model goes on writing {done['from']}: once it is "
+              f"stopped, `vectorstream reindex --model {args.model} --since {done['through']}` "
+              f"copies what it stored after this, then start the pipeline with --model "
+              f"{args.model}")
     return 0
 
 
@@ -182,6 +201,9 @@ def register(sub) -> None:
     p.add_argument("--from_kafka", action="store_true",
                    help="Rebuild from the topic's earliest offsets instead of the stored "
                         "payloads.")
+    p.add_argument("--since", default=None, metavar="STAMP",
+                   help="After a reindex, with the old pipeline stopped: copy what it stored "
+                        "from STAMP on (the reindex prints it) into the new version.")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--json", action="store_true")
     p.add_argument("--bootstrap_servers", default="localhost:9092")
