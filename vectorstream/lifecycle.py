@@ -173,6 +173,7 @@ def reindex(open_read: Callable[[], Store], open_write: Callable[[], Store], ali
                                  f"(--since STAMP copies what the old pipeline stored after "
                                  f"the reindex)")
         started = time.time()
+        begun = format_time(dt.datetime.fromtimestamp(started, dt.timezone.utc))
         from vectorstream.io.store import INDEXED_FIELDS
         write.ensure_collection(new, model.dim, INDEXED_FIELDS)
 
@@ -181,7 +182,7 @@ def reindex(open_read: Callable[[], Store], open_write: Callable[[], Store], ali
                                since)
 
         if from_kafka is not None:
-            since = format_time(dt.datetime.fromtimestamp(started, dt.timezone.utc))
+            since = begun
             from_kafka(new)  # (what the live writers store from now on: caught up by --since)
             copied, passes = write.count(new), 0
         else:
@@ -220,8 +221,7 @@ def reindex(open_read: Callable[[], Store], open_write: Callable[[], Store], ali
         return {"alias": alias, "from": old, "to": new, "copied": copied, "passes": passes,
                 "seconds": round(time.time() - started, 1), "counts": counts,
                 "moved": {k: v[1] for k, v in moved.items()},
-                "through": since or format_time(dt.datetime.fromtimestamp(started,
-                                                                          dt.timezone.utc))}
+                "through": since or begun}
     finally:
         write.close()
 

@@ -123,7 +123,6 @@ class EdgeStore(Store):
         import qdrant_edge as q
         for attempt in range(5):
             base = tempfile.mkdtemp(prefix="vectorstream-view-")
-            self._copies.append(base)
             target = os.path.join(base, name)
             try:
                 shutil.copytree(directory, target, copy_function=_copy_if_there,
@@ -134,6 +133,7 @@ class EdgeStore(Store):
                 shutil.rmtree(base, ignore_errors=True)
                 time.sleep(0.05 * (attempt + 1))
                 continue
+            self._copies.append(base)
             self.copied_from = directory
             _LOG.info("%s is held by another process; reading a copy taken now", directory)
             return shard
